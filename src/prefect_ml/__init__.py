@@ -1,0 +1,37 @@
+"""prefect-ml: Azure ML-style training jobs on Prefect 3, tracked in MLflow.
+
+Public API (imported lazily so that ``import prefect_ml`` stays cheap)::
+
+    from prefect_ml import command, Input, Output, MLClient, load_job
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "command": "prefect_ml.specs",
+    "Input": "prefect_ml.specs",
+    "Output": "prefect_ml.specs",
+    "CommandJob": "prefect_ml.specs",
+    "load_job": "prefect_ml.specs",
+    "MLClient": "prefect_ml.client",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from prefect_ml.client import MLClient
+    from prefect_ml.specs import CommandJob, Input, Output, command, load_job
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'prefect_ml' has no attribute {name!r}")

@@ -1,0 +1,56 @@
+"""Shared fixtures: one real ``prefect server start`` per test session.
+
+The environment is set at import time, before any test module imports Prefect, so
+every test (and every subprocess it starts) talks to the same real API with its own
+``PREFECT_HOME``, ``PREFECT_ML_HOME`` and MLflow SQLite store under a temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_ROOT = Path(tempfile.mkdtemp(prefix="prefect-ml-tests-"))
+os.environ["PREFECT_HOME"] = str(_ROOT / "prefect-home")
+os.environ["PREFECT_ML_HOME"] = str(_ROOT / "prefect-ml-home")
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+os.environ.pop("PREFECT_PROFILE", None)
+os.environ["PREFECT_ML_AUTOSTART_SERVER"] = "false"
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from prefect_ml.compute import server as _server  # noqa: E402  (stdlib-only import)
+
+_PORT = _server.free_port()
+_LOG = _ROOT / "server.log"
+_PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG)
+os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORT}/api"
+
+#: Folder of Azure's example job files (read-only in CI: copy before changing anything).
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+AZURE_EXAMPLES = SHARED / "azureml-examples" / "cli"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def prefect_api() -> str:
+    """The real Prefect API every test uses; waits for it to be healthy."""
+    _server.wait_healthy(os.environ["PREFECT_API_URL"], _PROCESS, log_path=_LOG)
+    return os.environ["PREFECT_API_URL"]
+
+
+def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    _server.terminate(_PROCESS.pid)
+    shutil.rmtree(_ROOT, ignore_errors=True)
+
+
+@pytest.fixture
+def azure_examples() -> Path:
+    """Path of ``../shared/azureml-examples/cli``; skips when the shared folder is absent."""
+    if not AZURE_EXAMPLES.exists():
+        pytest.skip(f"shared Azure examples not found at {AZURE_EXAMPLES}")
+    return AZURE_EXAMPLES
