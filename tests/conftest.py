@@ -44,6 +44,12 @@ def prefect_api() -> str:
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
+    if "prefect" in sys.modules:  # send buffered logs and events before the API goes away
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
     _server.terminate(_PROCESS.pid)
     shutil.rmtree(_ROOT, ignore_errors=True)
 

@@ -1,0 +1,432 @@
+"""The Python SDK: ``MLClient`` with ``jobs``, ``data`` and ``models`` operations, as in Azure's SDK v2.
+
+Example::
+
+    from prefect_ml import MLClient, command, Input
+
+    job = command(code="./src", command="python train.py --lr ${{inputs.lr}}", inputs={"lr": 0.1})
+    client = MLClient()
+    returned = client.jobs.create_or_update(job)
+    print(returned.status, returned.metrics)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from prefect_ml import settings
+from prefect_ml.exceptions import NotFoundError, Problem, ValidationError
+from prefect_ml.jobs import TERMINAL_STATUSES, Job, generate_job_name, status_from_state
+
+#: Compute names that mean "run in this process".
+LOCAL_COMPUTE = {None, "", "local", "azureml:local"}
+JOB_TAG = "prefect-ml"
+
+
+def _is_local(compute: str | None) -> bool:
+    return compute in LOCAL_COMPUTE
+
+
+class MLClient:
+    """Entry point of the SDK.
+
+    Args:
+        prefect_api_url: Prefect API to use. Default: ``PREFECT_API_URL`` / the active Prefect
+            profile, else the local API that prefect-ml starts on first use (see ``prefect-ml server``).
+        tracking_uri: MLflow tracking URI. Default: ``MLFLOW_TRACKING_URI``, the ``MLflowTracking``
+            block named ``default``, else SQLite under ``$PREFECT_ML_HOME``.
+        autostart: Start the local Prefect API when none is configured (otherwise Prefect's
+            temporary per-process server is used).
+
+    Attributes:
+        jobs: :class:`JobOperations`.
+        data: :class:`DataOperations`.
+        models: :class:`ModelOperations`.
+    """
+
+    def __init__(self, prefect_api_url: str | None = None, tracking_uri: str | None = None, autostart: bool = True):
+        from prefect_ml.compute.server import ensure_api
+
+        settings.apply_quiet_defaults()
+        if prefect_api_url:
+            os.environ["PREFECT_API_URL"] = prefect_api_url
+            if "prefect.context" in sys.modules:
+                from prefect.context import refresh_global_settings_context
+
+                refresh_global_settings_context()
+        if tracking_uri:
+            os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
+        self.prefect_api_url = ensure_api(autostart=autostart)
+        self.jobs = JobOperations()
+        self.data = DataOperations()
+        self.models = ModelOperations()
+
+
+class JobOperations:
+    """Create, inspect, follow, cancel and download jobs."""
+
+    # ----------------------------------------------------------------- create
+    def validate(self, job, *, name: str | None = None):
+        """Check everything that can be checked before a job is created; change nothing.
+
+        Returns:
+            The job specification (a copy, with ``name`` set).
+
+        Raises:
+            ValidationError: The specification or the compute is invalid, or the name is taken.
+            NotFoundError: An input, data asset, model, datastore or code folder does not exist.
+            ConfigurationError: The environment cannot be resolved.
+        """
+        from prefect_ml.compute.environments import resolve_environment
+        from prefect_ml.specs import CommandJob, load_job
+        from prefect_ml.tasks.inputs import check_inputs
+        from prefect_ml.tasks.snapshot import list_files
+
+        spec = load_job(job) if isinstance(job, (str, Path)) else job
+        if not isinstance(spec, CommandJob):
+            raise ValidationError([Problem("type", "only command jobs can be created", value=type(spec).__name__)])
+        name = name or spec.name or generate_job_name()
+        spec = spec.model_copy(update={"name": name})
+        if not _is_local(spec.compute):
+            raise ValidationError([Problem(
+                "compute", "compute targets come from work pools; see `prefect-ml compute`. Only the local compute "
+                "(`compute: local` or no compute) runs jobs in this version", value=spec.compute, file=spec.source_file)],
+                file=spec.source_file)
+        if spec.code:
+            code = spec.code_path()
+            if code is None or not Path(code).is_dir():
+                raise ValidationError([Problem("code", f"code folder not found: {code}", value=spec.code,
+                                               file=spec.source_file)], file=spec.source_file)
+            list_files(Path(code))
+        resolve_environment(spec.environment)
+        check_inputs(spec)
+        if self._find_flow_run(name) is not None:
+            raise ValidationError([Problem("name", "a job with this name already exists; choose another name or "
+                                                   "omit it to get a generated one", value=name)],
+                                  file=spec.source_file)
+        return spec
+
+    def create_or_update(self, job, *, name: str | None = None, stream: bool = False) -> Job:
+        """Validate and run a job; on the local compute this returns when the job has ended.
+
+        Args:
+            job: A ``CommandJob`` (from :func:`prefect_ml.command` or :func:`prefect_ml.load_job`)
+                or the path of a job YAML file.
+            name: The job's name (default: the spec's, else a generated one).
+            stream: Print the job's output on stdout as it runs.
+
+        Returns:
+            The finished :class:`~prefect_ml.jobs.Job` (``status`` Completed, Failed or Canceled).
+
+        Raises:
+            ValidationError, NotFoundError, ConfigurationError: as :meth:`validate`; nothing is created.
+        """
+        from prefect_ml.flows.command_job import command_job
+
+        spec = self.validate(job, name=name)
+        for warning in spec.warnings:
+            print(f"Warning: {warning}", file=sys.stderr)
+        # The flow run is tagged by the flow itself: tags set here would also tag every task run,
+        # and Prefect checks tag concurrency limits for each tagged task run (~0.3 s each).
+        with _local_run_settings():
+            state = command_job(job=spec.model_dump(mode="json", by_alias=True), job_name=spec.name, stream=stream,
+                                return_state=True)
+        return self._get_by_flow_run_id(state.state_details.flow_run_id, spec.name)
+
+    # ------------------------------------------------------------------ read
+    def _find_flow_run(self, name: str):
+        from prefect_ml._prefect import prefect_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterTags
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        with prefect_client() as client:
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name]),
+                                              tags=FlowRunFilterTags(all_=[JOB_TAG])),
+                sort=FlowRunSort.START_TIME_DESC, limit=1)
+        return runs[0] if runs else None
+
+    def get(self, name: str) -> Job:
+        """Return job ``name``.
+
+        Raises:
+            NotFoundError: No job has that name.
+        """
+        from prefect_ml import tracking
+
+        flow_run = self._find_flow_run(name)
+        run = tracking.find_job_run(tracking.get_client(), name)
+        if flow_run is None and run is None:
+            raise NotFoundError(f"Job {name!r} not found. List jobs with `prefect-ml job list`.")
+        return _job_from(name, flow_run, run)
+
+    def _get_by_flow_run_id(self, flow_run_id, name: str) -> Job:
+        """Like :meth:`get` for a flow run we know, without searching (cheap: two reads)."""
+        from prefect_ml._prefect import prefect_client
+
+        from prefect_ml import tracking
+
+        if flow_run_id is None:
+            return self.get(name)
+        with prefect_client() as client:
+            flow_run = client.read_flow_run(flow_run_id)
+        run_ids = [t.split(":", 1)[1] for t in flow_run.tags if t.startswith("mlflow_run_id:")]
+        run = tracking.get_client().get_run(run_ids[0]) if run_ids else None
+        return _job_from(name, flow_run, run)
+
+    def list(self, max_results: int = 50) -> list[Job]:
+        """The newest ``max_results`` jobs, newest first."""
+        from prefect_ml._prefect import prefect_client
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+        from prefect.client.schemas.sorting import FlowRunSort
+
+        from prefect_ml import tracking
+
+        with prefect_client() as client:
+            flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[JOB_TAG])),
+                                              sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=max_results)
+        runs = {r.data.tags.get(tracking.TAG_JOB_NAME): r
+                for r in tracking.list_job_runs(tracking.get_client(), max_results=max_results * 2)}
+        return [_job_from(fr.name, fr, runs.get(fr.name)) for fr in flow_runs]
+
+    # ---------------------------------------------------------------- follow
+    def stream(self, name: str, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None,
+               printer: Callable[[str], None] = print) -> Job:
+        """Print job ``name``'s logs as they arrive until it ends; return the finished job.
+
+        Args:
+            poll_seconds: Interval between reads of the logs, seconds.
+            timeout_seconds: Stop following after this many seconds (``None``: until the job ends).
+            printer: Called with each log message.
+        """
+        for message in self.iter_logs(name, poll_seconds=poll_seconds, timeout_seconds=timeout_seconds):
+            printer(message)
+        return self.get(name)
+
+    def iter_logs(self, name: str, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None
+                  ) -> Iterator[str]:
+        """Yield the messages of job ``name``'s Prefect logs, following until the job ends."""
+        from prefect_ml._prefect import prefect_client
+        from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+        from prefect.client.schemas.sorting import LogSort
+
+        flow_run = self._find_flow_run(name)
+        if flow_run is None:
+            raise NotFoundError(f"Job {name!r} not found. List jobs with `prefect-ml job list`.")
+        deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
+        seen: set = set()
+        offset = 0
+        with prefect_client() as client:
+            while True:
+                state = client.read_flow_run(flow_run.id).state
+                finished = state is not None and state.is_final()
+                while True:
+                    logs = client.read_logs(
+                        log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])),
+                        sort=LogSort.TIMESTAMP_ASC, offset=offset, limit=200)
+                    for log in logs:
+                        if log.id not in seen:
+                            seen.add(log.id)
+                            yield log.message
+                    offset += len(logs)
+                    if len(logs) < 200:
+                        break
+                if finished or (deadline is not None and time.monotonic() > deadline):
+                    return
+                time.sleep(poll_seconds)
+
+    # ---------------------------------------------------------------- cancel
+    def cancel(self, name: str) -> Job:
+        """Request cancellation of job ``name``; its process group is killed within about a second.
+
+        Raises:
+            NotFoundError: No job has that name.
+        """
+        from prefect_ml._prefect import prefect_client
+        from prefect.states import Cancelled, Cancelling
+
+        flow_run = self._find_flow_run(name)
+        if flow_run is None:
+            raise NotFoundError(f"Job {name!r} not found. List jobs with `prefect-ml job list`.")
+        if flow_run.state is not None and not flow_run.state.is_final():
+            new_state = Cancelling() if flow_run.state.is_running() else Cancelled(message="Canceled before start")
+            with prefect_client() as client:
+                client.set_flow_run_state(flow_run.id, new_state, force=True)
+        return self.get(name)
+
+    # -------------------------------------------------------------- download
+    def download(self, name: str, *, output_name: str | None = None, download_path: str | Path = ".",
+                 all: bool = False) -> Path:  # noqa: A002 - Azure's parameter name
+        """Download a job's outputs (and logs) like ``az ml job download``.
+
+        Layout under ``download_path``: ``named-outputs/OUTPUT/`` for each output and, when no
+        ``output_name`` is given or ``all`` is true, ``artifacts/user_logs/std_log.txt``.
+
+        Returns:
+            The folder written to.
+
+        Raises:
+            NotFoundError: The job or the output does not exist.
+        """
+        import fsspec
+
+        job = self.get(name)
+        target = Path(download_path)
+        wanted = [output_name] if output_name else list(job.outputs)
+        for output in wanted:
+            if output not in job.outputs:
+                raise NotFoundError(f"Job {name!r} has no output {output!r}; outputs: {sorted(job.outputs) or 'none'}.")
+            uri = job.outputs[output]
+            dest = target / "named-outputs" / output
+            dest.mkdir(parents=True, exist_ok=True)
+            fs, path = fsspec.core.url_to_fs(uri)
+            if fs.isdir(path):
+                fs.get(path.rstrip("/") + "/", str(dest), recursive=True)
+            else:
+                fs.get(path, str(dest / Path(path).name))
+        if (all or not output_name) and job.log_path and Path(job.log_path).exists():
+            logs = target / "artifacts" / "user_logs"
+            logs.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(job.log_path, logs / "std_log.txt")
+        return target
+
+
+def _local_run_settings():
+    """Settings for flows run in this process.
+
+    Prefect's flow-run heartbeats serve crash detection by a server-side automation for runs on
+    workers; for a run in the submitting process they only add up to a second at exit (the heartbeat
+    thread sleeps in 1 s steps). They are off for local runs unless ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
+    is set.
+    """
+    import contextlib
+
+    if os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY") or os.environ.get("PREFECT_RUNNER_HEARTBEAT_FREQUENCY"):
+        return contextlib.nullcontext()
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+def _job_from(name: str, flow_run, run) -> Job:
+    import json
+
+    from prefect_ml import tracking
+
+    job = Job(name=name)
+    if flow_run is not None:
+        state = flow_run.state
+        job.prefect_flow_run_id = str(flow_run.id)
+        job.status = status_from_state(state.type if state else None)
+        if state is not None and job.status in ("Failed", "Canceled") and state.message:
+            job.error = state.message
+        start = flow_run.start_time or flow_run.expected_start_time
+        job.created_at = start.isoformat() if start else None
+    if run is not None:
+        tags = run.data.tags
+        job.mlflow_run_id = run.info.run_id
+        job.experiment_name = _experiment_name(run.info.experiment_id)
+        job.display_name = tags.get(tracking.TAG_DISPLAY_NAME)
+        job.metrics = dict(run.data.metrics)
+        job.outputs = {k[len(tracking.TAG_OUTPUT_PREFIX):]: v for k, v in tags.items()
+                       if k.startswith(tracking.TAG_OUTPUT_PREFIX)}
+        job.registered_models = {k[len("prefect_ml.registered."):]: v for k, v in tags.items()
+                                 if k.startswith("prefect_ml.registered.")}
+        job.log_path = tags.get(tracking.TAG_LOG_PATH)
+        job.compute = tags.get("prefect_ml.compute")
+        job.error = job.error or tags.get(tracking.TAG_ERROR)
+        try:
+            job.timings = json.loads(tags.get(tracking.TAG_TIMINGS, "{}"))
+        except ValueError:
+            job.timings = {}
+        if flow_run is None:
+            job.status = tags.get(tracking.TAG_STATUS) or {"RUNNING": "Running", "FINISHED": "Completed",
+                                                          "KILLED": "Canceled"}.get(run.info.status, "Failed")
+        if job.created_at is None and run.info.start_time:
+            from datetime import datetime, timezone
+
+            job.created_at = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).isoformat()
+    if job.log_path is None:
+        candidate = settings.jobs_dir() / name / "user_logs" / "std_log.txt"
+        if candidate.exists():
+            job.log_path = str(candidate)
+    return job
+
+
+def _experiment_name(experiment_id: str) -> str | None:
+    from prefect_ml import tracking
+
+    experiment = tracking.get_client().get_experiment(experiment_id)
+    return experiment.name if experiment else None
+
+
+class DataOperations:
+    """Data assets (versioned, immutable) as in Azure's ``ml_client.data``."""
+
+    def create_or_update(self, name: str, *, path: str, type: str = "uri_folder", version: str | None = None,  # noqa: A002
+                         description: str | None = None, tags: dict[str, str] | None = None):
+        """Create a new version of data asset ``name``; see :func:`prefect_ml.data.create_data_asset`."""
+        from prefect_ml.data import create_data_asset
+
+        return create_data_asset(name, path=path, type=type, version=version, description=description, tags=tags)
+
+    def get(self, name: str, version: str | None = None, label: str | None = None):
+        """A data asset version (``label="latest"`` or no version: the newest)."""
+        from prefect_ml.data import get_data_asset
+
+        return get_data_asset(name, version or label)
+
+    def list(self, name: str | None = None):
+        """All data asset versions, or those of ``name``."""
+        from prefect_ml.data import list_data_assets
+
+        return list_data_assets(name)
+
+
+class ModelOperations:
+    """Registered models (the MLflow model registry) as in Azure's ``ml_client.models``."""
+
+    def list(self, name: str | None = None) -> list[dict[str, Any]]:
+        """Registered models (latest version of each), or all versions of ``name``."""
+        from prefect_ml import tracking
+
+        client = tracking.get_client()
+        if name:
+            versions = client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise NotFoundError(f"Model {name!r} not found. List models with `prefect-ml model list`.")
+            return [_version_dict(v) for v in sorted(versions, key=lambda v: int(v.version), reverse=True)]
+        out = []
+        for model in client.search_registered_models():
+            latest = max((int(v.version) for v in model.latest_versions), default=None)
+            out.append({"name": model.name, "latest_version": str(latest) if latest else None,
+                        "description": model.description, "aliases": dict(model.aliases or {}),
+                        "tags": dict(model.tags or {})})
+        return out
+
+    def get(self, name: str, version: str | None = None) -> dict[str, Any]:
+        """One model version (default: the newest).
+
+        Raises:
+            NotFoundError: The model or version does not exist.
+        """
+        versions = self.list(name)
+        if version in (None, "latest"):
+            return versions[0]
+        for v in versions:
+            if v["version"] == str(version):
+                return v
+        raise NotFoundError(f"Model {name!r} has no version {version!r}; versions: "
+                            f"{', '.join(v['version'] for v in versions)}.")
+
+
+def _version_dict(version) -> dict[str, Any]:
+    return {"name": version.name, "version": str(version.version), "source": version.source,
+            "run_id": version.run_id, "status": version.status, "description": version.description,
+            "tags": dict(version.tags or {}), "aliases": list(getattr(version, "aliases", []) or []),
+            "created_at": version.creation_timestamp}
