@@ -39,11 +39,11 @@ def _quiet_mlflow_logging() -> None:
 
 
 def _block_config() -> dict[str, Any] | None:
-    try:
-        from prefect_ml.blocks import MLflowTracking
+    from prefect_ml.blocks import MLflowTracking
+    from prefect_ml.data._api import load_block
 
-        block = MLflowTracking.load("default")
-    except Exception:
+    block = load_block(MLflowTracking, "default")
+    if block is None:
         return None
     return {"tracking_uri": block.tracking_uri, "registry_uri": block.registry_uri,
             "ui_url": getattr(block, "ui_url", None)}

@@ -118,14 +118,10 @@ def resolve_environment(environment) -> ResolvedEnvironment:
 
 def _load_environment_block(name: str):
     """The saved ``Environment`` block for environment ``name``, or ``None``."""
-    from prefect.exceptions import ObjectNotFound
-
     from prefect_ml.blocks import Environment, block_document_name
+    from prefect_ml.data._api import load_block
 
-    try:
-        return Environment.load(block_document_name(name, field="environment"))
-    except (ValueError, ObjectNotFound):
-        return None
+    return load_block(Environment, block_document_name(name, field="environment"))
 
 
 def save_environment(name: str, python_executable: str, *, environment_variables: dict[str, str] | None = None,
