@@ -81,17 +81,50 @@ def _download_mlflow(uri: str, dest: Path) -> str:
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    from prefect_ml import tracking
+
+    tracking_uri, registry_uri, _ = tracking.tracking_config()
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest))
+        if uri.startswith("models:/"):
+            # MLflow resolves models:/ URIs with the *global* registry URI whatever is passed in, so
+            # the version's location is looked up here with an explicit client.
+            uri = _model_version_location(tracking.get_client(), uri)
+        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest), tracking_uri=tracking_uri,
+                                                   registry_uri=registry_uri or tracking_uri)
     except MlflowException as error:
         if getattr(error, "error_code", "") == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(error).lower():
             raise NotFoundError(
                 f"MLflow artifact {uri!r} does not exist in the tracking store "
-                f"{mlflow.get_tracking_uri()!r}: {error.message}. Check the run id / model name and version "
+                f"{tracking_uri!r}: {error.message}. Check the run id / model name and version "
                 "(mlflow.search_registered_models() lists registered models)."
             ) from None
         raise
+
+
+def _model_version_location(client, uri: str) -> str:
+    """Turn ``models:/NAME/VERSION``, ``models:/NAME/latest`` or ``models:/NAME@ALIAS`` (+ optional
+    sub-path) into the artifact URI the version's files live at."""
+    from mlflow.exceptions import MlflowException
+
+    rest = uri[len("models:/"):].strip("/")
+    head, _, sub = rest.partition("/")
+    if "@" in head:
+        name, alias = head.split("@", 1)
+        version = client.get_model_version_by_alias(name, alias).version
+    else:
+        name = head
+        ref, _, sub = sub.partition("/")
+        if ref in ("", "latest"):
+            versions = client.search_model_versions(f"name = '{name}'")
+            if not versions:
+                raise MlflowException(f"Registered Model with name={name} not found",
+                                      error_code="RESOURCE_DOES_NOT_EXIST")
+            version = str(max(int(v.version) for v in versions))
+        else:
+            version = ref
+    location = client.get_model_version_download_uri(name, version)
+    return f"{location.rstrip('/')}/{sub}" if sub else location
 
 
 def _download_fsspec(uri: str, type: str, dest: Path) -> str:

@@ -45,11 +45,39 @@ def check_inputs(spec: CommandJob) -> dict[str, str | None]:
             continue
         uri = input_uri(spec, name)
         uris[name] = uri
-        if uri is not None and "://" not in uri and not uri.startswith(("runs:", "models:")) \
-                and not Path(uri).exists():
+        if uri is not None and uri.startswith(("runs:/", "models:/")):
+            _check_mlflow_uri(name, uri)
+        elif uri is not None and "://" not in uri and not Path(uri).exists():
             raise NotFoundError(f"inputs.{name}.path: {item.path!r} resolves to {uri}, which does not exist. "
                                 "Fix the path (relative paths are relative to the job file's folder).")
     return uris
+
+
+def _check_mlflow_uri(name: str, uri: str) -> None:
+    """Raise NotFoundError when a ``models:/NAME/VERSION|latest`` or ``runs:/ID/...`` input does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    from prefect_ml import tracking
+    from prefect_ml.exceptions import NotFoundError
+
+    client = tracking.get_client()
+    parts = uri.split(":/", 1)[1].strip("/").split("/")
+    try:
+        if uri.startswith("runs:/"):
+            client.get_run(parts[0])
+            return
+        model, ref = parts[0], (parts[1] if len(parts) > 1 else "latest")
+        if ref == "latest":
+            if not client.search_model_versions(f"name = '{model}'", max_results=1):
+                raise MlflowException(f"Registered model {model!r} has no versions")
+        elif ref.isdigit():
+            client.get_model_version(model, ref)
+        else:
+            client.get_model_version_by_alias(model, ref)
+    except MlflowException as exc:
+        raise NotFoundError(f"inputs.{name}.path: {uri} does not exist in the MLflow store "
+                            f"{tracking.tracking_uri()} ({exc.message if hasattr(exc, 'message') else exc}). "
+                            "List registered models with `prefect-ml model list`.") from None
 
 
 def resolve_input_values(spec: CommandJob, inputs_dir: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ Run by hand::
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import tempfile
@@ -141,6 +142,8 @@ def save_mlflow_model(model, path: str, signature, serialization_format: str) ->
         requirements.append(f"cloudpickle=={cloudpickle.__version__}")
     with tempfile.TemporaryDirectory() as tmp:
         staged = os.path.join(tmp, "model")
+        # The pickle-safety warning is about loading untrusted pickles; this is the job's own model.
+        logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)
         mlflow.sklearn.save_model(model, staged, pip_requirements=requirements, **kwargs)
         os.makedirs(path, exist_ok=True)
         for entry in os.scandir(path):
