@@ -234,3 +234,19 @@ def test_download_gets_named_outputs_and_logs(ml_client, tmp_path):
     assert "done" in (target / "artifacts" / "user_logs" / "std_log.txt").read_text()
     with pytest.raises(LookupError, match="no output 'nope'"):
         ml_client.jobs.download(done.name, output_name="nope", download_path=tmp_path / "x")
+
+
+def test_flow_run_links_to_the_mlflow_run(ml_client):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from prefect_ml import command
+
+    done = ml_client.jobs.create_or_update(command(command="echo linked"), name=_unique("link"))
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[done.prefect_flow_run_id])))
+    (link,) = [a for a in artifacts if a.key == "mlflow-run"]
+    assert f"http://127.0.0.1:5000/#/experiments/" in link.data and done.mlflow_run_id in link.data
+    run = _mlflow().get_run(done.mlflow_run_id)
+    assert run.data.tags["prefect.flow_run_url"].endswith(f"/runs/flow-run/{done.prefect_flow_run_id}")

@@ -31,6 +31,9 @@ TAG_SNAPSHOT = "prefect_ml.snapshot_hash"
 TAG_COMMAND = "prefect_ml.command"
 TAG_DISPLAY_NAME = "mlflow.runName"
 
+#: Where ``mlflow ui`` serves by default: the link target for runs in the embedded store.
+DEFAULT_UI_URL = "http://127.0.0.1:5000"
+
 
 def _quiet_mlflow_logging() -> None:
     for name in ("alembic", "alembic.runtime.migration", "mlflow.store.db.utils", "mlflow.tracking.fluent",
@@ -56,7 +59,8 @@ def _resolve(env_uri: str | None, home: str) -> tuple[str, str | None, str | Non
     config = _block_config()
     if config:
         return config["tracking_uri"], config["registry_uri"], config["ui_url"]
-    return settings.default_tracking_uri(), None, os.environ.get("PREFECT_ML_MLFLOW_UI_URL")
+    # `mlflow ui --backend-store-uri sqlite:///$PREFECT_ML_HOME/mlflow.db` serves the embedded store here.
+    return settings.default_tracking_uri(), None, os.environ.get("PREFECT_ML_MLFLOW_UI_URL", DEFAULT_UI_URL)
 
 
 def tracking_config() -> tuple[str, str | None, str | None]:
