@@ -67,7 +67,7 @@ def test_breast_cancer_example_trains_tracks_and_registers(tmp_path):
     assert len(versions) == 1
     import mlflow.pyfunc
 
-    model = mlflow.pyfunc.load_model(f"models:/{versions[0].name}/{versions[0].version}")
+    model = mlflow.pyfunc.load_model(versions[0].source)
     assert model.metadata is not None
 
 

@@ -333,10 +333,9 @@ def _job_from(name: str, flow_run, run) -> Job:
         job.experiment_name = _experiment_name(run.info.experiment_id)
         job.display_name = tags.get(tracking.TAG_DISPLAY_NAME)
         job.metrics = dict(run.data.metrics)
-        job.outputs = {k[len(tracking.TAG_OUTPUT_PREFIX):]: v for k, v in tags.items()
-                       if k.startswith(tracking.TAG_OUTPUT_PREFIX)}
-        job.registered_models = {k[len("prefect_ml.registered."):]: v for k, v in tags.items()
-                                 if k.startswith("prefect_ml.registered.")}
+        job.outputs = _with_prefix(tags, tracking.TAG_OUTPUT_PREFIX)
+        job.registered_models = _with_prefix(tags, tracking.TAG_REGISTERED_MODEL_PREFIX)
+        job.registered_data = _with_prefix(tags, tracking.TAG_REGISTERED_DATA_PREFIX)
         job.log_path = tags.get(tracking.TAG_LOG_PATH)
         job.compute = tags.get("prefect_ml.compute")
         job.error = job.error or tags.get(tracking.TAG_ERROR)
@@ -356,6 +355,10 @@ def _job_from(name: str, flow_run, run) -> Job:
         if candidate.exists():
             job.log_path = str(candidate)
     return job
+
+
+def _with_prefix(tags: dict[str, str], prefix: str) -> dict[str, str]:
+    return {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
 
 
 def _experiment_name(experiment_id: str) -> str | None:

@@ -65,6 +65,7 @@ class Job:
         error: Why the job failed or was canceled, with the tail of its output.
         timings: Lifecycle step -> seconds.
         registered_models: Output name -> ``NAME:VERSION`` of the model version registered from it.
+        registered_data: Output name -> ``NAME:VERSION`` of the data asset version registered from it.
         compute: The compute target the job ran on.
         created_at: ISO-8601 time the job started.
     """
@@ -82,6 +83,7 @@ class Job:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     registered_models: dict[str, str] = field(default_factory=dict)
+    registered_data: dict[str, str] = field(default_factory=dict)
     compute: str | None = None
     created_at: str | None = None
 

@@ -94,7 +94,9 @@ def _print_summary(job) -> None:
     for name, uri in job.outputs.items():
         out.print(f"  output {name:<10}{uri}")
     for name, ref in job.registered_models.items():
-        out.print(f"  registered       {ref} (from output {name})")
+        out.print(f"  registered model {ref} (from output {name})")
+    for name, ref in job.registered_data.items():
+        out.print(f"  registered data  {ref} (from output {name})")
     if job.error:
         err.print(f"[red]{job.error}[/red]")
 

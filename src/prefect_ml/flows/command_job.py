@@ -76,7 +76,7 @@ def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool =
                          info["experiment_name"])
         timed("record", record_result, info["run_id"], status="Completed", outputs=uploaded["outputs"],
               log_path=prepared.log_path, workdir=prepared.workdir, timings=timings,
-              registered={**uploaded["registered_models"], **uploaded["registered_data"]})
+              registered_models=uploaded["registered_models"], registered_data=uploaded["registered_data"])
         return Completed(message=f"Job {job_name} completed")
     except BaseException as exc:
         record_result.fn(info["run_id"], status="Failed", outputs={},

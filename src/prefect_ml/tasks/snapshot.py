@@ -82,6 +82,10 @@ def list_files(root: Path) -> tuple[list[Path], str | None]:
                 _check_inside(full, real_root, root)
                 # Followed links to folders inside the root are walked as ordinary files below.
                 for sub in sorted(full.rglob("*")):
+                    # The ignore patterns and the inside-the-root rule apply below the link too.
+                    if spec.match_file(sub.relative_to(root).as_posix()):
+                        continue
+                    _check_inside(sub, real_root, root)
                     if sub.is_file():
                         files.append(sub.relative_to(root))
                 continue

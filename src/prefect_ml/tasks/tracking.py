@@ -95,7 +95,8 @@ def _link_flow_run(flow_run_id: str, run_id: str, experiment_id: str, job_type: 
 @task(name="record-result", cache_policy=NO_CACHE, persist_result=False)
 def record_result(run_id: str, *, status: str, outputs: dict[str, str], log_path: str | None,
                   workdir: str | None, timings: dict[str, float], error: str | None = None,
-                  registered: dict[str, Any] | None = None) -> dict[str, Any]:
+                  registered_models: dict[str, str] | None = None,
+                  registered_data: dict[str, str] | None = None) -> dict[str, Any]:
     """Write the job's outcome into its MLflow run and end the run.
 
     Logs ``user_logs/std_log.txt`` and the working folder's ``outputs/`` and ``logs/`` (Azure's
@@ -120,8 +121,10 @@ def record_result(run_id: str, *, status: str, outputs: dict[str, str], log_path
         tags.append(RunTag(tracking.TAG_LOG_PATH, log_path))
     for name, uri in outputs.items():
         tags.append(RunTag(tracking.TAG_OUTPUT_PREFIX + name, uri))
-    for name, ref in (registered or {}).items():
-        tags.append(RunTag(f"prefect_ml.registered.{name}", ref))
+    for name, ref in (registered_models or {}).items():
+        tags.append(RunTag(f"{tracking.TAG_REGISTERED_MODEL_PREFIX}{name}", ref))
+    for name, ref in (registered_data or {}).items():
+        tags.append(RunTag(f"{tracking.TAG_REGISTERED_DATA_PREFIX}{name}", ref))
     if error:
         tags.append(RunTag(tracking.TAG_ERROR, error[-4000:]))
     client.log_batch(run_id, tags=tags)
