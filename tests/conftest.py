@@ -32,7 +32,7 @@ _PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG)
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORT}/api"
 
 #: Folder of Azure's example job files (read-only in CI: copy before changing anything).
-SHARED = Path(__file__).resolve().parents[2] / "shared"
+SHARED = Path(os.environ.get("PREFECT_ML_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 AZURE_EXAMPLES = SHARED / "azureml-examples" / "cli"
 
 

@@ -537,3 +537,28 @@ def test_sdk_command_validation(tmp_path, monkeypatch):
         command(command="echo ${{inputs.x}}", code="missing", environment={"image": "python"}, limits={"timeout": 0})
     assert exc.value.file is None
     assert sorted(_fields(exc)) == ["code", "command", "limits.timeout"]
+
+
+def test_set_on_an_undeclared_input_is_an_error_with_a_suggestion(tmp_path):
+    from prefect_ml.exceptions import ValidationError
+    from prefect_ml.specs import load_job
+
+    job_file = tmp_path / "job.yml"
+    job_file.write_text("command: echo ${{inputs.learning_rate}}\ninputs:\n  learning_rate: 0.1\n")
+    with pytest.raises(ValidationError) as caught:
+        load_job(job_file, overrides=["inputs.learning_rat=0.05"])
+    assert "did you mean 'learning_rate'" in str(caught.value)
+
+
+def test_set_keeps_the_type_of_a_literal_input(tmp_path):
+    from prefect_ml.exceptions import ValidationError
+    from prefect_ml.specs import load_job
+
+    job_file = tmp_path / "job.yml"
+    job_file.write_text("command: echo ${{inputs.lr}} ${{inputs.epochs}}\ninputs:\n  lr: 0.1\n  epochs: 3\n")
+    job = load_job(job_file, overrides=["inputs.lr=0.05", "inputs.epochs=7"])
+    assert (job.inputs["lr"].type, job.inputs["lr"].value) == ("number", 0.05)
+    assert (job.inputs["epochs"].type, job.inputs["epochs"].value) == ("integer", 7)
+    with pytest.raises(ValidationError) as caught:
+        load_job(job_file, overrides=["inputs.lr=fast"])
+    assert "inputs.lr" in str(caught.value) and "(from --set inputs.lr=fast)" in str(caught.value)

@@ -232,6 +232,10 @@ class JobOperations:
                     for log in logs:
                         if log.id not in seen:
                             seen.add(log.id)
+                            # Prefect's per-task "Finished in state Completed()" lines say nothing
+                            # without the task's name; the job's own lines and lifecycle steps do.
+                            if log.task_run_id is not None and log.message.startswith("Finished in state Completed"):
+                                continue
                             yield log.message
                     offset += len(logs)
                     if len(logs) < 200:
@@ -347,9 +351,7 @@ def _job_from(name: str, flow_run, run) -> Job:
             job.status = tags.get(tracking.TAG_STATUS) or {"RUNNING": "Running", "FINISHED": "Completed",
                                                           "KILLED": "Canceled"}.get(run.info.status, "Failed")
         if job.created_at is None and run.info.start_time:
-            from datetime import datetime, timezone
-
-            job.created_at = datetime.fromtimestamp(run.info.start_time / 1000, tz=timezone.utc).isoformat()
+            job.created_at = _iso_from_ms(run.info.start_time)
     if job.log_path is None:
         candidate = settings.jobs_dir() / name / "user_logs" / "std_log.txt"
         if candidate.exists():
@@ -432,4 +434,10 @@ def _version_dict(version) -> dict[str, Any]:
     return {"name": version.name, "version": str(version.version), "source": version.source,
             "run_id": version.run_id, "status": version.status, "description": version.description,
             "tags": dict(version.tags or {}), "aliases": list(getattr(version, "aliases", []) or []),
-            "created_at": version.creation_timestamp}
+            "created_at": _iso_from_ms(version.creation_timestamp)}
+
+
+def _iso_from_ms(milliseconds: int | None) -> str | None:
+    from datetime import datetime, timezone
+
+    return None if milliseconds is None else datetime.fromtimestamp(milliseconds / 1000, tz=timezone.utc).isoformat()

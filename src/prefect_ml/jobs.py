@@ -39,6 +39,16 @@ def status_from_state(state_type: str | None) -> str:
     return _STATE_TO_STATUS.get(str(key).upper(), "NotStarted")
 
 
+def flow_run_ui_url(flow_run_id: str | None) -> str | None:
+    """The Prefect UI page of a flow run (its id alone when no UI URL is configured)."""
+    if not flow_run_id:
+        return None
+    from prefect.settings import get_current_settings
+
+    ui = get_current_settings().ui_url
+    return f"{str(ui).rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else flow_run_id
+
+
 def generate_job_name() -> str:
     """A fresh job name in Azure's style, e.g. ``brave_otter_k3x9q2m7lp``."""
     from prefect.utilities.names import generate_slug

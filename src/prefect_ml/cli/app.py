@@ -13,7 +13,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from prefect_ml.exceptions import ConfigurationError, NotFoundError, PrefectMLError, ValidationError
 
@@ -59,6 +59,20 @@ def _client():
     return MLClient()
 
 
+def _table(first: str, *others: str) -> Table:
+    """A table whose first column (a name users copy into other commands) is never wrapped or cut."""
+    return Table(Column(first, no_wrap=True), *others)
+
+
+def _print_table(table: Table) -> None:
+    """Print a table at its natural width when the terminal is narrower, so that no cell is cut."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    wide = Console(highlight=False, width=max(out.width, needed)) if needed > out.width else out
+    wide.print(table)
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
 
@@ -79,26 +93,26 @@ def _fmt_metric(value: float) -> str:
 
 
 def _print_summary(job) -> None:
+    from prefect_ml.jobs import flow_run_ui_url
+
     colour = {"Completed": "green", "Failed": "red", "Canceled": "yellow"}.get(job.status, "cyan")
     out.print(f"\n[bold]Job[/bold] {job.name}  [{colour}]{job.status}[/{colour}]")
-    rows = [("experiment", job.experiment_name), ("mlflow run", job.mlflow_run_id),
-            ("prefect flow run", job.prefect_flow_run_id), ("log", job.log_path)]
-    for key, value in rows:
-        if value:
-            out.print(f"  {key:<17}{value}")
+    rows: list[tuple[str, str]] = [("experiment", job.experiment_name or ""), ("mlflow run", job.mlflow_run_id or ""),
+                                   ("prefect flow run", flow_run_ui_url(job.prefect_flow_run_id) or ""),
+                                   ("log", job.log_path or "")]
     if job.timings:
-        steps = "  ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())
-        out.print(f"  {'lifecycle':<17}{steps}")
+        rows.append(("lifecycle", "  ".join(f"{k} {v:.2f}s" for k, v in job.timings.items())))
     if job.metrics:
-        out.print("  metrics          " + "  ".join(f"{k}={_fmt_metric(v)}" for k, v in sorted(job.metrics.items())))
-    for name, uri in job.outputs.items():
-        out.print(f"  output {name:<10}{uri}")
-    for name, ref in job.registered_models.items():
-        out.print(f"  registered model {ref} (from output {name})")
-    for name, ref in job.registered_data.items():
-        out.print(f"  registered data  {ref} (from output {name})")
+        rows.append(("metrics", "  ".join(f"{k}={_fmt_metric(v)}" for k, v in sorted(job.metrics.items()))))
+    rows += [(f"output {name}", uri) for name, uri in job.outputs.items()]
+    rows += [("registered model", f"{ref} (from output {name})") for name, ref in job.registered_models.items()]
+    rows += [("registered data", f"{ref} (from output {name})") for name, ref in job.registered_data.items()]
+    rows = [(k, v) for k, v in rows if v]
+    width = max((len(k) for k, _ in rows), default=0) + 2
+    for key, value in rows:
+        out.print(f"  {key:<{width}}{value}", markup=False)
     if job.error:
-        err.print(f"[red]{job.error}[/red]")
+        err.print(job.error, style="red", markup=False)
 
 
 # --------------------------------------------------------------------- job
@@ -119,6 +133,9 @@ def job_create(
     spec = client.jobs.validate(spec)
     if stream:
         out.print(f"[bold]Job[/bold] {spec.name} starting ({file})")
+    elif output != "json":
+        err.print(f"Job {spec.name} running (follow it with `prefect-ml job stream {spec.name}` or "
+                  "in the Prefect UI)...", markup=False)
     job = client.jobs.create_or_update(spec, stream=stream)
     if output == "json":
         _print_json(_job_json(job))
@@ -148,11 +165,11 @@ def job_list(max_results: int = typer.Option(50, "--max-results", "-r", help="Nu
     if output == "json":
         _print_json([_job_json(j) for j in jobs])
         return
-    table = Table("name", "status", "experiment", "created", "metrics")
+    table = _table("name", "status", "experiment", "created", "metrics")
     for job in jobs:
         metrics = ", ".join(f"{k}={_fmt_metric(v)}" for k, v in sorted(job.metrics.items())[:3])
         table.add_row(job.name, job.status, job.experiment_name or "", (job.created_at or "")[:19], metrics)
-    out.print(table)
+    _print_table(table)
 
 
 @job_app.command("stream")
@@ -193,7 +210,10 @@ def data_create(
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Asset name."),
     version: Optional[str] = typer.Option(None, "--version", "-v", help="Version (default: next number)."),
     path: Optional[str] = typer.Option(None, "--path", "-p", help="Local path, fsspec URL or datastore URI."),
-    type_: str = typer.Option("uri_folder", "--type", "-t", help="uri_file, uri_folder or mltable."),
+    type_: Optional[str] = typer.Option(None, "--type", "-t",
+                                        help="uri_file, uri_folder or mltable (default: from the local path: "
+                                             "a file is uri_file, a folder uri_folder, a folder with an MLTable "
+                                             "file mltable; uri_folder for URLs)."),
     description: Optional[str] = typer.Option(None, "--description", "-d", help="Description."),
 ) -> None:
     """Create a new (immutable) version of a data asset."""
@@ -210,16 +230,22 @@ def data_create(
             from prefect_ml.exceptions import Problem
 
             raise ValidationError([Problem(p.split()[0].lstrip("-"), p) for p in problems], title="Invalid data asset")
-        asset = create_data_asset(name, path=path, type=type_, version=version, description=description)
+        asset = create_data_asset(name, path=path, type=type_ or _infer_data_type(path), version=version,
+                                  description=description)
     _print_json(_asset_json(asset))
 
 
-def _asset_json(asset) -> dict[str, Any]:
-    if hasattr(asset, "model_dump"):
-        return asset.model_dump(mode="json")
-    from dataclasses import asdict, is_dataclass
+def _infer_data_type(path: str) -> str:
+    local = Path(path).expanduser()
+    if "://" in path or not local.exists():
+        return "uri_folder"
+    if local.is_file():
+        return "uri_file"
+    return "mltable" if (local / "MLTable").is_file() else "uri_folder"
 
-    return asdict(asset) if is_dataclass(asset) else dict(asset)
+
+def _asset_json(asset) -> dict[str, Any]:
+    return asset.to_dict()
 
 
 @data_app.command("list")
@@ -234,10 +260,10 @@ def data_list(name: Optional[str] = typer.Option(None, "--name", "-n", help="Onl
     if output == "json":
         _print_json([_asset_json(a) for a in assets])
         return
-    table = Table("name", "version", "type", "path")
+    table = _table("name", "version", "type", "path")
     for a in assets:
         table.add_row(a.name, a.version, a.type, a.path)
-    out.print(table)
+    _print_table(table)
 
 
 @data_app.command("show")
@@ -263,14 +289,14 @@ def model_list(name: Optional[str] = typer.Option(None, "--name", "-n", help="Li
         _print_json(models)
         return
     if name:
-        table = Table("name", "version", "run_id", "source")
+        table = _table("name", "version", "run_id", "source")
         for m in models:
             table.add_row(m["name"], m["version"], m["run_id"] or "", m["source"])
     else:
-        table = Table("name", "latest_version", "description")
+        table = _table("name", "latest_version", "description")
         for m in models:
             table.add_row(m["name"], m["latest_version"] or "", m["description"] or "")
-    out.print(table)
+    _print_table(table)
 
 
 @model_app.command("show")
@@ -304,10 +330,10 @@ def datastore_list() -> None:
     from prefect_ml.data import list_datastores
 
     _client()
-    table = Table("name", "root_url")
+    table = _table("name", "root_url")
     for name, root in list_datastores():
         table.add_row(name, root)
-    out.print(table)
+    _print_table(table)
 
 
 # ------------------------------------------------------------- environment

@@ -280,7 +280,10 @@ def ensure_api(autostart: bool = True) -> str | None:
         return url
     info = status()
     if info is None and autostart and os.environ.get("PREFECT_ML_AUTOSTART_SERVER", "true").lower() != "false":
+        print("Starting the local Prefect API in the background (first use: about 15-25 s; "
+              "`prefect-ml server stop` stops it)...", file=sys.stderr, flush=True)
         info = start()
+        print(f"Prefect API ready; Prefect UI at {info.ui_url}", file=sys.stderr, flush=True)
     if info is None:
         return None
     os.environ["PREFECT_API_URL"] = info.url

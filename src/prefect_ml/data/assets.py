@@ -129,8 +129,8 @@ def get_data_asset(name: str, version: str | int | None = None) -> DataAssetVers
     if not versions:
         raise NotFoundError(
             f"Data asset {name!r} does not exist. Known data assets: {_known(list_data_assets())}. "
-            f"Create it with prefect_ml.data.create_data_asset({name!r}, path=...) or from an Azure data YAML "
-            "file with prefect_ml.data.create_data_asset_from_file(...)."
+            f"Create it with `prefect-ml data create --name {name} --path PATH --type uri_file|uri_folder|mltable` "
+            "(or --file data.yml), or prefect_ml.data.create_data_asset in Python."
         )
     if version is None or str(version) == "latest":
         return versions[-1]
@@ -237,10 +237,14 @@ def create_data_asset(name: str, *, path: str, type: str = "uri_folder", version
     if is_local(resolved):
         if not os.path.exists(resolved):
             raise NotFoundError(f"Data asset {name!r}: path {path!r} does not exist (resolved to {resolved!r}). "
-                                "Fix the path; relative paths are relative to the YAML file's folder.")
+                                "Fix the path; relative paths are relative to the data asset file's folder "
+                                "(or the current folder when no file is used).")
         if type == "uri_file" and os.path.isdir(resolved):
             raise ValidationError([Problem("path", "type uri_file needs a file, not a folder "
                                                    "(use type uri_folder)", path)], title=f"Invalid data asset {name!r}")
+        if type in ("uri_folder", "mltable") and os.path.isfile(resolved):
+            raise ValidationError([Problem("path", f"type {type} needs a folder, not a file (use type uri_file)",
+                                           path)], title=f"Invalid data asset {name!r}")
         if not path.strip().startswith("azureml://"):  # datastore data is already "uploaded"
             resolved = _upload_local(resolved)
 

@@ -174,7 +174,7 @@ class Input(Spec):
         problems: list[Problem] = []
         if self.type in DATA_INPUT_TYPES:
             if self.mode is not None and self.mode not in _MODES_BY_TYPE[self.type]:
-                problems.append(Problem("mode", f"is not valid for a {self.type} input; use one of "
+                problems.append(Problem("mode", f"is not valid for an input of type {self.type}; use one of "
                                         + ", ".join(sorted(_MODES_BY_TYPE[self.type])), self.mode))
             for name in ("min", "max", "enum"):
                 if getattr(self, name) is not None:
@@ -196,7 +196,7 @@ class Input(Spec):
                 try:
                     self.enum = [coerce_value(self.type, v) for v in self.enum]
                 except ValueError as exc:
-                    problems.append(Problem("enum", f"every value {exc} for a {self.type} input", self.enum))
+                    problems.append(Problem("enum", f"every value {exc} for an input of type {self.type}", self.enum))
             problems += self.value_problems(self.default, field="default")
             if not problems:
                 self.default = coerce_value(self.type, self.default)
@@ -221,7 +221,7 @@ class Input(Spec):
         try:
             coerced = coerce_value(self.type, value)
         except ValueError as exc:
-            return [Problem(field, f"{exc} for a {self.type} input", value)]
+            return [Problem(field, f"{exc} for an input of type {self.type}", value)]
         problems = []
         if self.min is not None and coerced < self.min:
             problems.append(Problem(field, f"is below min ({self.min})", value))

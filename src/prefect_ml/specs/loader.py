@@ -72,8 +72,8 @@ def _validate(data: Any, *, base_path: Any, source_file: Any, file: str | None,
     if job_type != "command":
         kind = str(job_type)
         if kind in OTHER_JOB_TYPES:
-            message = (f"this is a '{kind}' job, not a command job; only command jobs are supported by load_job "
-                       "for now")
+            message = (f"this is a '{kind}' job, not a command job; only command jobs can run in this version of prefect-ml "
+                       "(sweep, pipeline and AutoML jobs come later)")
         else:
             message = f"not a command job: type must be 'command'{suggest(kind, ['command'])}"
         raise ValidationError(problems + [Problem("type", message, job_type, file)], file=file)
@@ -109,7 +109,23 @@ def _set_override(data: dict[str, Any], key: str, value: Any) -> str | None:
             section = data[parts[0]] = {}
         if not isinstance(section, dict):
             return f"'{parts[0]}' is not a mapping"
+        if parts[1] not in section:
+            import difflib
+
+            declared = sorted(section)
+            close = difflib.get_close_matches(parts[1], declared, n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            return (f"the job declares no {parts[0][:-1]} '{parts[1]}'{hint} "
+                    f"(declared: {', '.join(declared) or 'none'})")
         current = section.get(parts[1])
+        if parts[0] == "inputs" and isinstance(current, (bool, int, float, str)) and not isinstance(value, dict):
+            # A literal keeps its type: `--set inputs.lr=fast` on `lr: 0.1` is an error, not a new string.
+            kind = ("boolean" if isinstance(current, bool) else "integer" if isinstance(current, int)
+                    else "number" if isinstance(current, float) else "string")
+            if kind == "integer" and isinstance(value, float) and not value.is_integer():
+                kind = "number"
+            section[parts[1]] = {"type": kind, "default": value}
+            return None
         if isinstance(current, dict) and not isinstance(value, dict):
             is_data = parts[0] == "outputs" or "path" in current or current.get("type") in (
                 "uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model") or (
@@ -206,4 +222,16 @@ def load_job(path: str | os.PathLike, *, overrides: Sequence[str] = (), name: st
         data, problems = apply_overrides(data, overrides, file=file)
         if name is not None:
             data["name"] = name
-    return _validate(data, base_path=source.resolve().parent, source_file=source, file=file, problems=problems)
+    try:
+        return _validate(data, base_path=source.resolve().parent, source_file=source, file=file, problems=problems)
+    except ValidationError as exc:
+        if not overrides:
+            raise
+        # Say which problems come from --set rather than from the file.
+        keys = {str(o).partition("=")[0].strip(): str(o) for o in overrides}
+        marked = []
+        for problem in exc.problems:
+            origin = next((o for k, o in keys.items() if problem.field == k or problem.field.startswith(k + ".")), None)
+            marked.append(Problem(problem.field, problem.message + (f" (from --set {origin})" if origin else ""),
+                                  problem.value, problem.file) if origin else problem)
+        raise ValidationError(marked, file=exc.file, title=exc.title) from None

@@ -10,6 +10,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from prefect_ml import tracking
+from prefect_ml.jobs import flow_run_ui_url
 from prefect_ml.specs import CommandJob
 
 
@@ -19,13 +20,6 @@ def default_experiment_name(spec: CommandJob) -> str:
         return spec.experiment_name
     folder = Path(spec.base_path).name if spec.base_path else Path.cwd().name
     return folder or "Default"
-
-
-def _flow_run_url(flow_run_id: str) -> str | None:
-    from prefect.settings import get_current_settings
-
-    ui = get_current_settings().ui_url
-    return f"{str(ui).rstrip('/')}/runs/flow-run/{flow_run_id}" if ui else None
 
 
 @task(name="start-tracking", cache_policy=NO_CACHE, persist_result=False)
@@ -57,8 +51,8 @@ def start_tracking(spec: CommandJob, job_name: str, job_type: str = "command") -
     })
     if spec.description:
         tags["mlflow.note.content"] = spec.description
-    url = _flow_run_url(flow_run_id)
-    if url:
+    url = flow_run_ui_url(flow_run_id)
+    if url and url != flow_run_id:
         tags[tracking.TAG_FLOW_RUN_URL] = url
     run = client.create_run(experiment_id, tags=tags, run_name=spec.display_name or job_name)
     run_id = run.info.run_id
