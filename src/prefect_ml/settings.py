@@ -27,7 +27,6 @@ QUIET_DEFAULTS: dict[str, str] = {
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
     "GIT_PYTHON_REFRESH": "quiet",
     "MLFLOW_DISABLE_TELEMETRY": "true",
-    "MLFLOW_TRACKING_INSECURE_TLS": os.environ.get("MLFLOW_TRACKING_INSECURE_TLS", "false"),
 }
 
 
