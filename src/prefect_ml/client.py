@@ -85,7 +85,7 @@ class JobOperations:
         from prefect_ml.compute.environments import resolve_environment
         from prefect_ml.specs import CommandJob, load_job
         from prefect_ml.tasks.inputs import check_inputs
-        from prefect_ml.tasks.snapshot import list_files
+        from prefect_ml.tasks.snapshot import check_code_folder
 
         spec = load_job(job) if isinstance(job, (str, Path)) else job
         if not isinstance(spec, CommandJob):
@@ -98,11 +98,7 @@ class JobOperations:
                 "(`compute: local` or no compute) runs jobs in this version", value=spec.compute, file=spec.source_file)],
                 file=spec.source_file)
         if spec.code:
-            code = spec.code_path()
-            if code is None or not Path(code).is_dir():
-                raise ValidationError([Problem("code", f"code folder not found: {code}", value=spec.code,
-                                               file=spec.source_file)], file=spec.source_file)
-            list_files(Path(code))
+            check_code_folder(spec.code_path() or spec.code)
         resolve_environment(spec.environment)
         check_inputs(spec)
         if self._find_flow_run(name) is not None:
@@ -126,9 +122,20 @@ class JobOperations:
         Raises:
             ValidationError, NotFoundError, ConfigurationError: as :meth:`validate`; nothing is created.
         """
+        return self.run(self.validate(job, name=name), stream=stream)
+
+    def run(self, spec, *, stream: bool = False) -> Job:
+        """Run a job returned by :meth:`validate` (which is not repeated); returns when it has ended.
+
+        Args:
+            spec: The validated ``CommandJob`` (its ``name`` set).
+            stream: Print the job's output on stdout as it runs.
+
+        Returns:
+            The finished :class:`~prefect_ml.jobs.Job`.
+        """
         from prefect_ml.flows.command_job import command_job
 
-        spec = self.validate(job, name=name)
         for warning in spec.warnings:
             print(f"Warning: {warning}", file=sys.stderr)
         # The flow run is tagged by the flow itself: tags set here would also tag every task run,

@@ -136,7 +136,7 @@ def job_create(
     elif output != "json":
         err.print(f"Job {spec.name} running (follow it with `prefect-ml job stream {spec.name}` or "
                   "in the Prefect UI)...", markup=False)
-    job = client.jobs.create_or_update(spec, stream=stream)
+    job = client.jobs.run(spec, stream=stream)
     if output == "json":
         _print_json(_job_json(job))
     else:

@@ -121,6 +121,19 @@ def _file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_code_folder(code: str | Path) -> tuple[list[Path], str | None]:
+    """Check that ``code`` is a folder a snapshot can be taken of; return :func:`list_files`'s result.
+
+    Raises:
+        ValidationError: The folder is missing or holds links that escape it (field ``code``).
+    """
+    root = Path(code).resolve()
+    if not root.is_dir():
+        raise ValidationError([Problem("code", f"code folder not found: {root}", value=str(code))],
+                              title="Invalid code folder")
+    return list_files(Path(code))
+
+
 def take_snapshot(code: str | Path, store: Path | None = None) -> Snapshot:
     """Copy a code folder into the content-addressed snapshot store.
 
@@ -137,10 +150,7 @@ def take_snapshot(code: str | Path, store: Path | None = None) -> Snapshot:
         ValidationError: The folder is missing or holds links that escape it.
     """
     root = Path(code).resolve()
-    if not root.is_dir():
-        raise ValidationError([Problem("code", f"code folder not found: {root}", value=str(code))],
-                              title="Invalid code folder")
-    files, used = list_files(Path(code))
+    files, used = check_code_folder(code)
     entries = []
     size = 0
     for rel in files:
