@@ -111,31 +111,24 @@ def ensure_experiment(client, name: str) -> str:
         return experiment.experiment_id
 
 
-def find_job_run(client, job_name: str):
-    """The MLflow run of job ``job_name`` (the newest if several), or ``None``."""
+def _search_runs(client, filter_string: str, max_results: int):
+    """Runs matching ``filter_string`` in every experiment, newest first."""
     experiments = client.search_experiments()
     if not experiments:
-        return None
-    runs = client.search_runs(
-        [e.experiment_id for e in experiments],
-        filter_string=f"tags.`{TAG_JOB_NAME}` = '{_escape(job_name)}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+        return []
+    return client.search_runs([e.experiment_id for e in experiments], filter_string=filter_string,
+                              order_by=["attributes.start_time DESC"], max_results=max_results)
+
+
+def find_job_run(client, job_name: str):
+    """The MLflow run of job ``job_name`` (the newest if several), or ``None``."""
+    runs = _search_runs(client, f"tags.`{TAG_JOB_NAME}` = '{_escape(job_name)}'", max_results=1)
     return runs[0] if runs else None
 
 
 def list_job_runs(client, max_results: int = 100):
     """MLflow runs of prefect-ml jobs, newest first."""
-    experiments = client.search_experiments()
-    if not experiments:
-        return []
-    return client.search_runs(
-        [e.experiment_id for e in experiments],
-        filter_string=f"tags.`{TAG_JOB_TYPE}` != ''",
-        order_by=["attributes.start_time DESC"],
-        max_results=max_results,
-    )
+    return _search_runs(client, f"tags.`{TAG_JOB_TYPE}` != ''", max_results=max_results)
 
 
 def _escape(value: str) -> str:
