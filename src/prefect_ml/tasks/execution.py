@@ -128,6 +128,8 @@ def execute_command(command: str, workdir: str, env: dict[str, str], log_path: s
     context = get_run_context()
     flow_run_id = str(context.task_run.flow_run_id) if getattr(context, "task_run", None) else None
     sink = _LogSink(Path(log_path), logger, _echo_stdout if echo else None)
+    if echo:
+        _echo_stdout(f"$ {command}")
     try:
         result = run_command(command, cwd=workdir, env=env, on_line=sink, timeout_seconds=timeout_seconds,
                              should_cancel=_cancel_checker(flow_run_id))

@@ -192,7 +192,7 @@ def snapshot_code(code: str) -> dict:
     from prefect import get_run_logger
 
     snapshot = take_snapshot(code)
-    get_run_logger().info("Code snapshot %s: %d files, %d bytes from %s%s", snapshot.hash[:12], snapshot.file_count,
+    get_run_logger().info("Code snapshot %s: %d file(s), %d bytes from %s%s", snapshot.hash[:12], snapshot.file_count,
                           snapshot.size_bytes, snapshot.source,
                           f" (honouring {snapshot.ignore_file})" if snapshot.ignore_file else "")
     return snapshot.to_dict()
