@@ -32,6 +32,15 @@ def _is_local(compute: str | None) -> bool:
     return compute in LOCAL_COMPUTE
 
 
+def check_local_compute(spec) -> None:
+    """Raise ValidationError unless ``spec.compute`` names the local compute."""
+    if not _is_local(spec.compute):
+        raise ValidationError([Problem(
+            "compute", "compute targets come from work pools; see `prefect-ml compute`. Only the local compute "
+            "(`compute: local` or no compute) runs jobs in this version", value=spec.compute, file=spec.source_file)],
+            file=spec.source_file)
+
+
 class MLClient:
     """Entry point of the SDK.
 
@@ -82,25 +91,18 @@ class JobOperations:
             NotFoundError: An input, data asset, model, datastore or code folder does not exist.
             ConfigurationError: The environment cannot be resolved.
         """
-        from prefect_ml.compute.environments import resolve_environment
-        from prefect_ml.specs import CommandJob, load_job
-        from prefect_ml.tasks.inputs import check_inputs
-        from prefect_ml.tasks.snapshot import check_code_folder
+        from prefect_ml.job_kinds import kind_module
+        from prefect_ml.specs import load_job
 
         spec = load_job(job) if isinstance(job, (str, Path)) else job
-        if not isinstance(spec, CommandJob):
-            raise ValidationError([Problem("type", "only command jobs can be created", value=type(spec).__name__)])
+        job_type = getattr(spec, "type", None)
+        try:
+            kind = kind_module(job_type)
+        except KeyError:
+            raise ValidationError([Problem("type", "not a job specification", value=type(spec).__name__)]) from None
         name = name or spec.name or generate_job_name()
         spec = spec.model_copy(update={"name": name})
-        if not _is_local(spec.compute):
-            raise ValidationError([Problem(
-                "compute", "compute targets come from work pools; see `prefect-ml compute`. Only the local compute "
-                "(`compute: local` or no compute) runs jobs in this version", value=spec.compute, file=spec.source_file)],
-                file=spec.source_file)
-        if spec.code:
-            check_code_folder(spec.code_path() or spec.code)
-        resolve_environment(spec.environment)
-        check_inputs(spec)
+        spec = kind.preflight(spec)
         if self._find_flow_run(name) is not None:
             raise ValidationError([Problem("name", "a job with this name already exists; choose another name or "
                                                    "omit it to get a generated one", value=name)],
@@ -134,15 +136,14 @@ class JobOperations:
         Returns:
             The finished :class:`~prefect_ml.jobs.Job`.
         """
-        from prefect_ml.flows.command_job import command_job
+        from prefect_ml.job_kinds import kind_module
 
-        for warning in spec.warnings:
+        for warning in getattr(spec, "warnings", ()):
             print(f"Warning: {warning}", file=sys.stderr)
         # The flow run is tagged by the flow itself: tags set here would also tag every task run,
         # and Prefect checks tag concurrency limits for each tagged task run (~0.3 s each).
         with _local_run_settings():
-            state = command_job(job=spec.model_dump(mode="json", by_alias=True), job_name=spec.name, stream=stream,
-                                return_state=True)
+            state = kind_module(spec.type).run(spec, stream=stream)
         return self._get_by_flow_run_id(state.state_details.flow_run_id, spec.name)
 
     # ------------------------------------------------------------------ read
@@ -349,6 +350,7 @@ def _job_from(name: str, flow_run, run) -> Job:
         job.registered_data = _with_prefix(tags, tracking.TAG_REGISTERED_DATA_PREFIX)
         job.log_path = tags.get(tracking.TAG_LOG_PATH)
         job.compute = tags.get("prefect_ml.compute")
+        job.type = tags.get(tracking.TAG_JOB_TYPE) or job.type
         job.error = job.error or tags.get(tracking.TAG_ERROR)
         try:
             job.timings = json.loads(tags.get(tracking.TAG_TIMINGS, "{}"))
@@ -359,6 +361,14 @@ def _job_from(name: str, flow_run, run) -> Job:
                                                           "KILLED": "Canceled"}.get(run.info.status, "Failed")
         if job.created_at is None and run.info.start_time:
             job.created_at = _iso_from_ms(run.info.start_time)
+    try:
+        from prefect_ml.job_kinds import kind_module
+
+        describe = getattr(kind_module(job.type), "describe", None)
+    except KeyError:
+        describe = None
+    if describe is not None:
+        describe(job, flow_run, run)
     if job.log_path is None:
         candidate = settings.jobs_dir() / name / "user_logs" / "std_log.txt"
         if candidate.exists():

@@ -63,7 +63,7 @@ class Job:
 
     Attributes:
         name: The job's unique name (also the Prefect flow run's name).
-        type: ``command`` (other job types come later).
+        type: The job's kind: ``command``, ``sweep``, ... (see :mod:`prefect_ml.job_kinds`).
         status: Azure's status word (see :data:`STATUSES`).
         display_name: Display name, if any.
         experiment_name: MLflow experiment holding the job's run.
@@ -78,6 +78,7 @@ class Job:
         registered_data: Output name -> ``NAME:VERSION`` of the data asset version registered from it.
         compute: The compute target the job ran on.
         created_at: ISO-8601 time the job started.
+        details: Kind-specific fields (a sweep's ``best_trial`` and ``trials``, a pipeline's ``steps``...).
     """
 
     name: str
@@ -96,6 +97,7 @@ class Job:
     registered_data: dict[str, str] = field(default_factory=dict)
     compute: str | None = None
     created_at: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:

@@ -83,8 +83,10 @@ JOB_JSON_FIELDS = ("name", "status", "experiment_name", "mlflow_run_id", "prefec
 
 def _job_json(job) -> dict[str, Any]:
     data = job.to_dict()
+    details = data.pop("details", None) or {}
     ordered = {key: data[key] for key in JOB_JSON_FIELDS}
     ordered.update({k: v for k, v in data.items() if k not in ordered})
+    ordered.update({k: v for k, v in details.items() if k not in ordered})  # a kind's own fields, top level
     return ordered
 
 

@@ -70,13 +70,24 @@ def _validate(data: Any, *, base_path: Any, source_file: Any, file: str | None,
     data = dict(data)
     job_type = data.get("type", "command")
     if job_type != "command":
+        from prefect_ml.job_kinds import KINDS, kind_module
+
         kind = str(job_type)
+        if kind in KINDS:
+            return kind_module(kind).parse(data, base_path=base_path, source_file=source_file, file=file,
+                                           problems=problems)
         if kind in OTHER_JOB_TYPES:
-            message = (f"this is a '{kind}' job, not a command job; only command jobs can run in this version of prefect-ml "
-                       "(sweep, pipeline and AutoML jobs come later)")
+            message = (f"'{kind}' jobs are not supported by this version of prefect-ml; supported types: "
+                       + ", ".join(sorted(KINDS)))
         else:
-            message = f"not a command job: type must be 'command'{suggest(kind, ['command'])}"
+            message = f"unknown job type{suggest(kind, sorted(KINDS))}; supported types: " + ", ".join(sorted(KINDS))
         raise ValidationError(problems + [Problem("type", message, job_type, file)], file=file)
+    return parse_command(data, base_path=base_path, source_file=source_file, file=file, problems=problems)
+
+
+def parse_command(data: dict[str, Any], *, base_path: Any, source_file: Any, file: str | None,
+                  problems: list[Problem]) -> CommandJob:
+    """Validate the mapping of a command job (``type: command``); see :mod:`prefect_ml.job_kinds`."""
     if base_path is not None:
         data["base_path"] = str(Path(base_path).expanduser().resolve())
     if source_file is not None:
@@ -180,10 +191,10 @@ def apply_overrides(data: Mapping[str, Any], overrides: Sequence[str], *, file: 
     return result, problems
 
 
-def load_job(path: str | os.PathLike, *, overrides: Sequence[str] = (), name: str | None = None) -> CommandJob:
-    """Load, override and validate a command job file.
+def load_job(path: str | os.PathLike, *, overrides: Sequence[str] = (), name: str | None = None) -> Any:
+    """Load, override and validate a job file of any supported ``type`` (see :mod:`prefect_ml.job_kinds`).
 
-    The file follows https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command.
+    A command job follows https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-command.
     Relative paths in it (``code``, local input paths, ``conda_file``) are resolved against its folder.
 
     Args:
@@ -193,7 +204,7 @@ def load_job(path: str | os.PathLike, *, overrides: Sequence[str] = (), name: st
         name: Job name to set (overrides ``name:`` in the file).
 
     Returns:
-        The validated job, with ``base_path`` and ``source_file`` set.
+        The validated job (a ``CommandJob`` for ``type: command``), with ``base_path`` and ``source_file`` set.
 
     Raises:
         ValidationError: The file is missing, is not valid YAML or has problems (all reported at once).

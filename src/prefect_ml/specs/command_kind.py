@@ -1,0 +1,38 @@
+"""The ``command`` job kind (see :mod:`prefect_ml.job_kinds`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect_ml.specs.loader import parse_command as parse  # noqa: F401  (the kind's parser)
+
+TYPE = "command"
+
+
+def preflight(spec):
+    """Check what a command job needs outside its file: compute, code folder, environment, inputs.
+
+    Raises:
+        ValidationError: The compute is not supported.
+        NotFoundError: An input, data asset, model, datastore or code folder does not exist.
+        ConfigurationError: The environment cannot be resolved.
+    """
+    from prefect_ml.client import check_local_compute
+    from prefect_ml.compute.environments import resolve_environment
+    from prefect_ml.tasks.inputs import check_inputs
+    from prefect_ml.tasks.snapshot import check_code_folder
+
+    check_local_compute(spec)
+    if spec.code:
+        check_code_folder(spec.code_path() or spec.code)
+    resolve_environment(spec.environment)
+    check_inputs(spec)
+    return spec
+
+
+def run(spec, *, stream: bool = False) -> Any:
+    """Run the ``command-job`` flow for ``spec`` in this process; return its final Prefect state."""
+    from prefect_ml.flows.command_job import command_job
+
+    return command_job(job=spec.model_dump(mode="json", by_alias=True), job_name=spec.name, stream=stream,
+                       return_state=True)
