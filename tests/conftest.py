@@ -60,3 +60,25 @@ def azure_examples() -> Path:
     if not AZURE_EXAMPLES.exists():
         pytest.skip(f"shared Azure examples not found at {AZURE_EXAMPLES}")
     return AZURE_EXAMPLES
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """Start real ``prefect worker start`` subprocesses: ``start_worker(pool, worker_type=..., env=...)``.
+
+    Each returned :class:`workers.Worker` is registered with the API before it is returned and stopped
+    (SIGINT, then SIGKILL by process group) when the test ends.
+    """
+    from workers import Worker
+
+    started: list[Worker] = []
+
+    def start(pool: str, *, worker_type: str = "process", env: dict | None = None, cwd=None) -> Worker:
+        worker = Worker(pool, tmp_path / f"worker-{pool}-{len(started)}.log", worker_type=worker_type, env=env,
+                        cwd=cwd)
+        started.append(worker)
+        return worker.wait_ready()
+
+    yield start
+    for worker in started:
+        worker.stop()
