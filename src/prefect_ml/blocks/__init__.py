@@ -131,14 +131,29 @@ class Datastore(Block):
 
 
 class Environment(Block):
-    """A local interpreter standing in for an Azure ML environment.
+    """An Azure ML environment: a local interpreter, or one version of an environment asset.
 
-    The block document's name is the environment name mapped with :func:`block_document_name`.
+    Two kinds of documents:
+
+    - an interpreter mapping (``prefect-ml environment create --name N --python PATH``): document name
+      :func:`block_document_name` of the name, only ``python_executable`` (and variables) set; it serves
+      every version of that name;
+    - one version of an environment asset (``prefect-ml environment create --file env.yml``): document name
+      :func:`data_asset_document_name` of (name, version), with ``image``, ``conda_file`` and/or
+      ``build_context`` (see :mod:`prefect_ml.compute.environments`).
 
     Attributes:
-        python_executable: Path of the ``python`` that runs jobs using this environment.
+        python_executable: Path of the ``python`` that runs jobs using this environment, or ``None``.
         environment_variables: Variables set for those jobs.
         description: Free text.
+        env_name: The environment's name (asset versions only).
+        version: The version (asset versions only).
+        image: Docker image (``image:``), used as is on Docker compute.
+        conda_file: The conda specification (``conda_file:``), inline.
+        build_context: Stored copy of the ``build.path`` Docker context (absolute folder).
+        dockerfile_path: ``build.dockerfile_path`` relative to the context (default ``Dockerfile``).
+        tags: String tags.
+        created_at: Creation time, ISO 8601 in UTC.
     """
 
     _block_type_name: ClassVar[str] = "Environment (prefect-ml)"
@@ -148,11 +163,20 @@ class Environment(Block):
     )
     _documentation_url: ClassVar[Optional[str]] = _DOCS + "concept-environments"
 
-    python_executable: str = Field(..., description="Path of the Python interpreter that runs the job's command.")
+    python_executable: Optional[str] = Field(
+        default=None, description="Path of the Python interpreter that runs the job's command.")
     environment_variables: dict[str, str] = Field(
         default_factory=dict, description="Environment variables set for jobs using this environment."
     )
     description: Optional[str] = Field(default=None, description="Free-text description of the environment.")
+    env_name: Optional[str] = Field(default=None, description="Environment name (environment asset versions).")
+    version: Optional[str] = Field(default=None, description="Version (environment asset versions).")
+    image: Optional[str] = Field(default=None, description="Docker image, used as is on Docker compute.")
+    conda_file: Optional[dict] = Field(default=None, description="Conda specification (inline).")
+    build_context: Optional[str] = Field(default=None, description="Stored copy of the Docker build context.")
+    dockerfile_path: Optional[str] = Field(default=None, description="Dockerfile path inside the build context.")
+    tags: dict[str, str] = Field(default_factory=dict, description="String tags.")
+    created_at: Optional[str] = Field(default=None, description="Creation time, ISO 8601 in UTC.")
 
 
 class MLflowTracking(Block):

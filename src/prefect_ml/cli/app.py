@@ -23,7 +23,8 @@ job_app = typer.Typer(help="Create, inspect, follow, cancel and download jobs.",
 data_app = typer.Typer(help="Versioned data assets.", no_args_is_help=True)
 model_app = typer.Typer(help="Registered models (MLflow model registry).", no_args_is_help=True)
 datastore_app = typer.Typer(help="Datastores: names mapped to fsspec root URLs.", no_args_is_help=True)
-environment_app = typer.Typer(help="Environments: names mapped to Python interpreters.", no_args_is_help=True)
+environment_app = typer.Typer(help="Environments: versioned Azure environment assets and interpreter mappings.",
+                              no_args_is_help=True)
 server_app = typer.Typer(help="The local Prefect API prefect-ml starts on first use.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 app.add_typer(data_app, name="data")
@@ -342,16 +343,19 @@ def datastore_list() -> None:
 @environment_app.command("create")
 @handle_errors
 def environment_create(
-    name: str = typer.Option(..., "--name", "-n", help="Environment name as jobs reference it."),
-    python: str = typer.Option(..., "--python", help="Path of the Python interpreter to run jobs with."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing environment."),
+    file: Optional[Path] = typer.Option(None, "--file", "-f", help="Azure environment YAML (image, conda_file, build)."),
+    name: Optional[str] = typer.Option(None, "--name", "-n", help="Environment name (overrides the file's)."),
+    version: Optional[str] = typer.Option(None, "--version", "-v", help="Version (default: the file's, or next)."),
+    python: Optional[str] = typer.Option(None, "--python", help="Map the name to this local Python interpreter."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing interpreter mapping."),
 ) -> None:
-    """Map an environment name to a local Python interpreter (an Environment block)."""
-    from prefect_ml.compute.environments import save_environment
+    """Create an environment version from Azure's YAML (--file), or map a name to an interpreter (--python)."""
+    from prefect_ml.cli.environments import create
 
-    _client()
-    save_environment(name, python, overwrite=overwrite)
-    out.print(f"Environment {name} -> {python}")
+    create(file=file, name=name, version=version, python=python, overwrite=overwrite)
+
+
+import prefect_ml.cli.environments  # noqa: E402,F401  (environment list/show)
 
 
 # ------------------------------------------------------------------ server

@@ -18,14 +18,14 @@ def preflight(spec):
         ConfigurationError: The environment cannot be resolved.
     """
     from prefect_ml.client import check_local_compute
-    from prefect_ml.compute.environments import resolve_environment
+    from prefect_ml.compute.environments import check_environment
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
     check_local_compute(spec)
     if spec.code:
         check_code_folder(spec.code_path() or spec.code)
-    resolve_environment(spec.environment)
+    check_environment(spec.environment, base_path=spec.base_path)
     check_inputs(spec)
     return spec
 

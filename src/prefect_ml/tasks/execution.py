@@ -200,7 +200,7 @@ def prepare_command(spec, job_name: str, job_dir: str, snapshot_path: str | None
     locations = plan_outputs(spec, job_name, root / "outputs")
     command = render_command(spec.command, inputs=input_values,
                              outputs={name: loc.local_path for name, loc in locations.items()}, name=job_name)
-    resolved = resolve_environment(spec.environment)
+    resolved = resolve_environment(spec.environment, base_path=spec.base_path, log=logger.info)
     if resolved.notice:
         logger.info(resolved.notice)
     env = build_environment(resolved, dict(spec.environment_variables or {}), {
