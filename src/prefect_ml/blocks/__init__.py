@@ -229,3 +229,8 @@ def register_block_types() -> list[str]:
     for block_type in BLOCK_TYPES:
         block_type.register_type_and_schema(_sync=True)
     return [block_type.get_block_type_slug() for block_type in BLOCK_TYPES]
+
+
+# The ``prefect.collections`` entry point loads this module: importing the dask worker registers the ``dask``
+# work pool type (``prefect worker start --type dask``). It imports only Prefect's worker base (Dask lazily).
+from prefect_ml.compute import dask_worker as _dask_worker  # noqa: E402,F401
