@@ -285,3 +285,13 @@ def test_task_runner_for_local_and_dask_targets():
                                                                             "max_instances": 2}))
     assert isinstance(runner, DaskTaskRunner)
     assert runner.cluster_kwargs["resources"] == {"GPU": 1} and runner.cluster_kwargs["n_workers"] == 2
+
+
+def test_example_compute_files_parse():
+    from helpers import REPO
+
+    from prefect_ml.compute.targets import spec_from_file
+
+    kinds = {p.name: spec_from_file(p).type for p in sorted((REPO / "examples" / "compute").glob("*.yml"))}
+    assert kinds == {"cpu-cluster-local.yml": "local", "dask-gpu.yml": "dask", "k8s-gpu.yml": "kubernetes",
+                     "process-pool.yml": "process"}

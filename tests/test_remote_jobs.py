@@ -76,6 +76,13 @@ experiment_name: remote-process
 
     _deployments.clear()
     assert ensure_deployment(target) == ensure_deployment(target)
+    # Crash detection for runs whose worker machine is lost: one automation, created with the deployment.
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.compute.submit import CRASH_AUTOMATION
+
+    with prefect_client() as client:
+        (automation,) = client.read_automations_by_name(CRASH_AUTOMATION)
+    assert automation.trigger.posture == "Proactive" and "prefect.flow-run.heartbeat" in automation.trigger.after
 
 
 def test_cancel_on_a_process_pool_kills_the_process_group(pool, start_worker, tmp_path):

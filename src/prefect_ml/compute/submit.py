@@ -68,6 +68,7 @@ def ensure_deployment(target: ComputeTarget, job_type: str = "command") -> UUID:
         key = (url, job_type, target.name)
         if key in _deployments:
             return _deployments[key]
+        ensure_crash_detection()
         flow_id = client.create_flow_from_name(kind.FLOW_NAME)
         deployment_id = client.create_deployment(
             flow_id=flow_id, name=target.name, work_pool_name=target.name, entrypoint=kind.ENTRYPOINT,
@@ -77,6 +78,52 @@ def ensure_deployment(target: ComputeTarget, job_type: str = "command") -> UUID:
         )
     _deployments[key] = deployment_id
     return deployment_id
+
+
+#: Name of the automation that marks job flow runs Crashed when their heartbeats stop.
+CRASH_AUTOMATION = "prefect-ml-crash-detection"
+
+
+def ensure_crash_detection() -> None:
+    """Create (once) the automation that marks a job's flow run Crashed when its heartbeats stop.
+
+    A flow run on a worker emits ``prefect.flow-run.heartbeat`` every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``
+    seconds (Prefect's default: 180). When its machine or process dies nothing reports a final state; this
+    proactive trigger (Prefect's documented recipe for "zombie" flow runs,
+    https://docs.prefect.io/v3/advanced/detect-zombie-flows) changes a ``prefect-ml``-tagged flow run to Crashed
+    when no heartbeat or final state follows a heartbeat within ``PREFECT_ML_CRASH_DETECTION_SECONDS``
+    (default: three heartbeat periods). The job then shows ``Failed`` with the crash reason.
+    """
+    from datetime import timedelta
+
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.settings import get_current_settings
+
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        if client.read_automations_by_name(CRASH_AUTOMATION):
+            return
+    frequency = get_current_settings().flows.heartbeat_frequency or 180
+    within = float(os.environ.get("PREFECT_ML_CRASH_DETECTION_SECONDS") or 3 * frequency)
+    Automation(
+        name=CRASH_AUTOMATION,
+        description="prefect-ml: mark job flow runs Crashed when their heartbeats stop (worker or machine lost).",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", "prefect.flow-run.Completed", "prefect.flow-run.Failed",
+                    "prefect.flow-run.Cancelled", "prefect.flow-run.Crashed"},
+            match={"prefect.resource.id": ["prefect.flow-run.*"]},
+            match_related={"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{JOB_TAG}"},
+            for_each={"prefect.resource.id"}, posture=Posture.Proactive, threshold=1,
+            within=timedelta(seconds=within)),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED,
+                                    message=f"No heartbeat for {within:.0f} s: the flow run's process or machine "
+                                            "was lost.")],
+    ).create()
 
 
 def _store_url() -> str | None:
@@ -197,7 +244,9 @@ def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = Fals
     jobs = JobOperations()
     if stream:
         return jobs.stream(spec.name, printer=printer)
-    return jobs._get_by_flow_run_id(flow_run.id, spec.name)
+    job = jobs._get_by_flow_run_id(flow_run.id, spec.name)
+    job.compute = job.compute or spec.compute
+    return job
 
 
 # ------------------------------------------------------------------ dry run
