@@ -32,13 +32,32 @@ def _is_local(compute: str | None) -> bool:
     return compute in LOCAL_COMPUTE
 
 
-def check_local_compute(spec) -> None:
-    """Raise ValidationError unless ``spec.compute`` names the local compute."""
-    if not _is_local(spec.compute):
-        raise ValidationError([Problem(
-            "compute", "compute targets come from work pools; see `prefect-ml compute`. Only the local compute "
-            "(`compute: local` or no compute) runs jobs in this version", value=spec.compute, file=spec.source_file)],
-            file=spec.source_file)
+def check_compute(spec):
+    """Resolve ``spec.compute`` (``NAME`` or ``azureml:NAME``) and the job's instance type on it.
+
+    Returns:
+        The :class:`~prefect_ml.compute.targets.ComputeTarget`.
+
+    Raises:
+        ValidationError: No such target (the message lists those that exist), or the job's
+            ``resources.instance_type`` is not one of the target's.
+    """
+    from prefect_ml.compute.targets import get_compute, resolve_instance
+
+    try:
+        target = get_compute(spec.compute)
+    except NotFoundError as exc:
+        raise ValidationError([Problem("compute", str(exc), value=spec.compute, file=spec.source_file)],
+                              file=spec.source_file) from None
+    try:
+        resolve_instance(target, getattr(spec, "resources", None))
+    except ValidationError as exc:
+        raise ValidationError(exc.problems, file=spec.source_file) from None
+    return target
+
+
+#: Former name of :func:`check_compute` (kept for callers written against it).
+check_local_compute = check_compute
 
 
 class MLClient:
@@ -127,7 +146,10 @@ class JobOperations:
         return self.run(self.validate(job, name=name), stream=stream)
 
     def run(self, spec, *, stream: bool = False) -> Job:
-        """Run a job returned by :meth:`validate` (which is not repeated); returns when it has ended.
+        """Run a job returned by :meth:`validate` (which is not repeated).
+
+        On the local compute (and ``local`` targets) this returns when the job has ended; on a work-pool
+        target it returns the queued job at once unless ``stream`` (see :mod:`prefect_ml.compute.submit`).
 
         Args:
             spec: The validated ``CommandJob`` (its ``name`` set).
@@ -138,8 +160,15 @@ class JobOperations:
         """
         from prefect_ml.job_kinds import kind_module
 
+        from prefect_ml.compute.targets import get_compute
+
         for warning in getattr(spec, "warnings", ()):
             print(f"Warning: {warning}", file=sys.stderr)
+        target = get_compute(getattr(spec, "compute", None))
+        if not target.is_local:  # a work pool: submit a flow run of the pool's deployment
+            from prefect_ml.compute.submit import submit_job
+
+            return submit_job(spec, target, stream=stream)
         # The flow run is tagged by the flow itself: tags set here would also tag every task run,
         # and Prefect checks tag concurrency limits for each tagged task run (~0.3 s each).
         with _local_run_settings():

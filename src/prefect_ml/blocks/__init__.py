@@ -253,3 +253,13 @@ def register_block_types() -> list[str]:
     for block_type in BLOCK_TYPES:
         block_type.register_type_and_schema(_sync=True)
     return [block_type.get_block_type_slug() for block_type in BLOCK_TYPES]
+
+
+# The ``prefect.collections`` entry point loads this module. Where Prefect's workers are loaded (``prefect worker
+# start`` imports them before it loads collections and looks up ``--type``), importing the dask worker registers
+# the ``dask`` work pool type; elsewhere it is skipped, sparing every other command the import of Prefect's
+# worker machinery (~1 s).
+import sys as _sys  # noqa: E402
+
+if "prefect.workers.base" in _sys.modules:
+    from prefect_ml.compute import dask_worker as _dask_worker  # noqa: E402,F401

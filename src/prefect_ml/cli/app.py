@@ -127,13 +127,20 @@ def job_create(
     name: Optional[str] = typer.Option(None, "--name", "-n", help="Job name (default: generated)."),
     stream: bool = typer.Option(False, "--stream", "-s", help="Show the job's output as it runs."),
     output: str = typer.Option("table", "--output", "-o", help="Output format: table or json."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the resolved job, command line and "
+                                                          "container settings / Job manifest; create nothing."),
 ) -> None:
-    """Create a job from a YAML file and run it (local compute: in the foreground)."""
+    """Create a job from a YAML file and run it (local compute: in the foreground; work pools: queued)."""
     from prefect_ml.specs import load_job
 
     spec = load_job(file, overrides=set_ or [], name=name)
     client = _client()
     spec = client.jobs.validate(spec)
+    if dry_run:
+        from prefect_ml.compute.submit import dry_run as render_dry_run
+
+        _print_json(render_dry_run(spec))
+        return
     if stream:
         out.print(f"[bold]Job[/bold] {spec.name} starting ({file})")
     elif output != "json":
@@ -144,6 +151,11 @@ def job_create(
         _print_json(_job_json(job))
     else:
         _print_summary(job)
+    if job.status not in ("Completed", "Failed", "Canceled"):  # queued on a work pool
+        if output != "json":
+            err.print(f"Job {job.name} submitted to compute {spec.compute}; follow it with "
+                      f"`prefect-ml job stream {job.name}`.", markup=False)
+        raise typer.Exit(0)
     raise typer.Exit(job.exit_code)
 
 
@@ -389,3 +401,8 @@ def server_status() -> None:
         out.print("The local Prefect API is not running (it starts on first use).")
         raise typer.Exit(1)
     out.print(f"Running: pid {info.pid}, API {info.url}, UI {info.ui_url}")
+
+
+from prefect_ml.cli.compute import compute_app  # noqa: E402  (uses the helpers above)
+
+app.add_typer(compute_app, name="compute")

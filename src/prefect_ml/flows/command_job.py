@@ -26,7 +26,8 @@ def _flow_run_name() -> str:
 
 
 @flow(name="command-job", flow_run_name=_flow_run_name, persist_result=False, validate_parameters=False)
-def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool = False):
+def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool = False,
+                submission: dict[str, Any] | None = None):
     """Run a command job through Azure's training lifecycle.
 
     Steps (each a Prefect task): start the MLflow run, snapshot the code, resolve inputs,
@@ -37,11 +38,15 @@ def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool =
         job: The job specification, ``CommandJob.model_dump(mode="json", by_alias=True)``.
         job_name: The job's unique name (also this flow run's name); default: a generated name.
         stream: Echo the command's output on this process's stdout as it runs.
+        submission: Set for jobs submitted to a work pool (``prefect_ml.compute.submit``):
+            ``{"snapshot": {"hash", "uri", "upload_seconds", ...} | None, "submitted_at": epoch seconds}``;
+            the code comes from that snapshot in the shared store instead of ``job["code"]``.
 
     Returns:
         A Completed state, or a Failed / Cancelled state whose message says why (with the
         tail of the command's output).
     """
+    from prefect import get_run_logger
     from prefect.runtime import flow_run
 
     spec = CommandJob.model_validate(job)
@@ -56,10 +61,22 @@ def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool =
         finally:
             timings[step] = round(time.monotonic() - started, 3)
 
+    submitted = (submission or {}).get("snapshot")
+    if submission and submission.get("submitted_at"):
+        if submitted:
+            timings["snapshot_upload"] = submitted.get("upload_seconds", 0.0)
+        timings["queued"] = round(max(time.time() - float(submission["submitted_at"]), 0.0), 3)
+        get_run_logger().info("Lifecycle: snapshot upload %.2fs, queueing %.2fs",
+                              timings.get("snapshot_upload", 0.0), timings["queued"])
     info = timed("start_tracking", start_tracking, spec, job_name)
     prepared = None
     try:
-        snapshot = timed("snapshot", snapshot_code, spec.code_path()) if spec.code else None
+        if submitted:
+            from prefect_ml.compute.submit import fetch_snapshot
+
+            snapshot = {"path": timed("snapshot", fetch_snapshot, submitted)}
+        else:
+            snapshot = timed("snapshot", snapshot_code, spec.code_path()) if spec.code else None
         values = timed("resolve_inputs", resolve_inputs, spec, str(job_dir / "inputs"))
         prepared = timed("prepare", prepare_command, spec, job_name, str(job_dir),
                          snapshot["path"] if snapshot else None, values, info)
@@ -77,6 +94,7 @@ def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool =
         timed("record", record_result, info["run_id"], status="Completed", outputs=uploaded["outputs"],
               log_path=prepared.log_path, workdir=prepared.workdir, timings=timings,
               registered_models=uploaded["registered_models"], registered_data=uploaded["registered_data"])
+        get_run_logger().info("Lifecycle: %s", "  ".join(f"{k} {v:.2f}s" for k, v in timings.items()))
         return Completed(message=f"Job {job_name} completed")
     except BaseException as exc:
         record_result.fn(info["run_id"], status="Failed", outputs={},

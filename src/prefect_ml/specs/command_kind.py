@@ -7,22 +7,26 @@ from typing import Any
 from prefect_ml.specs.loader import parse_command as parse  # noqa: F401  (the kind's parser)
 
 TYPE = "command"
+#: The flow that runs command jobs, and where a worker imports it from (see ``prefect_ml.compute.submit``).
+FLOW_NAME = "command-job"
+ENTRYPOINT = "prefect_ml.flows.command_job:command_job"
 
 
 def preflight(spec):
     """Check what a command job needs outside its file: compute, code folder, environment, inputs.
 
     Raises:
-        ValidationError: The compute is not supported.
+        ValidationError: The compute target does not exist (the message lists those that do) or the
+            instance type is not one of the target's.
         NotFoundError: An input, data asset, model, datastore or code folder does not exist.
         ConfigurationError: The environment cannot be resolved.
     """
-    from prefect_ml.client import check_local_compute
+    from prefect_ml.client import check_compute
     from prefect_ml.compute.environments import check_environment
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
-    check_local_compute(spec)
+    check_compute(spec)
     if spec.code:
         check_code_folder(spec.code_path() or spec.code)
     check_environment(spec.environment, base_path=spec.base_path)
