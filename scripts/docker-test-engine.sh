@@ -18,7 +18,7 @@ ROOT_DIR="${PREFECT_ML_DOCKER_ROOT:-/var/lib/prefect-ml-docker}"
 SOCK="$ROOT_DIR/docker.sock"
 PIDFILE="$ROOT_DIR/dockerd.pid"
 BASE_IMAGE="${PREFECT_ML_TEST_BASE_IMAGE:-prefect-ml-test/python:bookworm}"
-IMAGE="${PREFECT_ML_TEST_IMAGE:-prefect-ml-test/prefect-ml:latest}"
+IMAGE="${PREFECT_ML_TEST_IMAGE:-prefect-ml-test/prefect-ml:dev}"  # not :latest, which Docker workers always pull
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
 PY="${PYTHON:-python}"
 export DOCKER_HOST="unix://$SOCK"
@@ -90,13 +90,19 @@ build_image() {
     || { log "pip wheel failed:"; tail -5 "$ctx/pip-wheel.log" >&2; rm -rf "$ctx"; return 1; }
   rm -f "$ctx/pip-wheel.log"
   log "host wheels built in $(since "$t") s ($(ls "$ctx/wheels" | wc -l) wheels, $(du -sh "$ctx/wheels" | cut -f1))"
+  # Two layers: the dependencies (cached by the engine while their wheels are unchanged), then prefect-ml itself.
+  mkdir "$ctx/app" && mv "$ctx"/wheels/prefect_ml-*.whl "$ctx/app/"
   cat >"$ctx/Dockerfile" <<EOF
 FROM $BASE_IMAGE
 COPY uv /usr/local/bin/uv
 COPY wheels /tmp/wheels
 RUN uv venv -q /opt/prefect-ml --python /usr/bin/python3 \\
- && UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect-ml/bin/python --no-index --find-links /tmp/wheels prefect-ml \\
+ && UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect-ml/bin/python --no-index \\
+      --find-links /tmp/wheels /tmp/wheels/*.whl \\
  && rm -rf /tmp/wheels /root/.cache
+COPY app /tmp/app
+RUN UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect-ml/bin/python --no-deps /tmp/app/*.whl \\
+ && rm -rf /tmp/app /root/.cache
 ENV PATH=/opt/prefect-ml/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONUNBUFFERED=1 PREFECT_ML_IN_CONTAINER=1
 LABEL prefect-ml.source-hash=$hash

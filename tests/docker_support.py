@@ -1,4 +1,4 @@
-"""The Docker engine and image the Docker tests use, and an interim submission path to a docker work pool.
+"""The Docker engine and image the Docker tests use.
 
 ``.ci/run`` starts the engine and builds the image with ``scripts/docker-test-engine.sh start`` before
 pytest and exports ``PREFECT_ML_TEST_DOCKER_HOST`` and ``PREFECT_ML_TEST_IMAGE``; locally, run
@@ -27,32 +27,3 @@ def docker_engine() -> tuple[str, str]:
     if result.returncode != 0:
         pytest.skip(f"Docker engine {host} unreachable or image {image} missing: {result.stderr.strip()[:300]}")
     return host, image
-
-
-def deploy_command_job(pool: str, *, name: str = "command-job-docker") -> str:
-    """Create (idempotently) a deployment of the command-job flow on ``pool``; return its id.
-
-    The entrypoint is the flow's module path, so the image's installed prefect-ml provides the code
-    (no pull steps). Interim: the compute helper's submission path replaces this.
-    """
-    from prefect_ml._prefect import prefect_client
-
-    with prefect_client() as client:
-        flow_id = client.create_flow_from_name("command-job")
-        deployment_id = client.create_deployment(
-            flow_id=flow_id, name=name, work_pool_name=pool,
-            entrypoint="prefect_ml.flows.command_job:command_job", pull_steps=[],
-            parameter_openapi_schema={"type": "object", "properties": {}})
-    return str(deployment_id)
-
-
-def submit(deployment_id: str, spec, *, job_variables: dict) -> str:
-    """Create a flow run of the deployment for ``spec``; return the flow run id."""
-    from prefect_ml._prefect import prefect_client
-
-    with prefect_client() as client:
-        run = client.create_flow_run_from_deployment(
-            deployment_id, name=spec.name,
-            parameters={"job": spec.model_dump(mode="json", by_alias=True), "job_name": spec.name},
-            job_variables=job_variables)
-    return str(run.id)

@@ -1,10 +1,13 @@
 """Docker compute end to end: a real engine, a real ``prefect worker start --type docker``, jobs in containers.
 
 Needs the engine and image of ``scripts/docker-test-engine.sh`` (``.ci/run`` starts them); skips otherwise.
+Jobs go through the normal path (``prefect-ml job create`` with ``compute: azureml:<docker target>``,
+``prefect_ml.compute.submit``); the environment-image test passes the image's job variables itself.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -12,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from docker_support import deploy_command_job, docker_engine, submit
-from helpers import wait_for, write
+from docker_support import docker_engine
+from helpers import cli, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -27,35 +30,33 @@ mlflow.log_metric("accuracy", 0.75)
 
 
 @pytest.fixture(scope="module")
-def docker_pool(tmp_path_factory):
-    """(pool, deployment id, DOCKER_HOST, image): a docker work pool served by one real Docker worker."""
+def docker_target(tmp_path_factory):
+    """(target, DOCKER_HOST, image): a docker compute target served by one real Docker worker."""
+    from prefect_ml import settings
+    from prefect_ml.compute import targets
     from workers import Worker
 
     host, image = docker_engine()
-    pool = f"docker-{uuid.uuid4().hex[:8]}"
+    home = str(settings.home())
+    spec = targets.parse_spec({"name": f"docker-{uuid.uuid4().hex[:8]}", "type": "docker", "image": image,
+                               "network_mode": "host", "volumes": [f"{home}:{home}"],
+                               "env": {"PREFECT_ML_HOME": home, "PREFECT_ML_AUTOSTART_SERVER": "false"}})
+    target = targets.create_compute(spec)
     log = tmp_path_factory.mktemp("docker-worker") / "worker.log"
-    worker = Worker(pool, log, worker_type="docker", env={"DOCKER_HOST": host})
+    worker = Worker(target.pool_name, log, worker_type="docker", env={"DOCKER_HOST": host})
     try:
         worker.wait_ready(timeout=120)
-        yield pool, deploy_command_job(pool), host, image
+        yield target, host, image
     finally:
         worker.stop()
+        targets.delete_compute(target.name)
 
 
-def _job(tmp_path: Path, command: str, name: str, environment: str | None = None):
-    from prefect_ml.specs.loader import load_job
-
+def _job_file(tmp_path: Path, command: str, compute: str, environment: str | None = None) -> Path:
     write(tmp_path / "src" / "train.py", TRAIN)
     env = f"environment:\n{environment}\n" if environment else ""
-    job_file = write(tmp_path / "job.yml", f"code: src\ncommand: {command}\nexperiment_name: docker-tests\n{env}")
-    return load_job(job_file, name=name)
-
-
-def _state(flow_run_id: str):
-    from prefect_ml._prefect import prefect_client
-
-    with prefect_client() as client:
-        return client.read_flow_run(flow_run_id).state
+    return write(tmp_path / "job.yml", f"code: src\ncommand: {command}\ncompute: azureml:{compute}\n"
+                                       f"experiment_name: docker-tests\n{env}")
 
 
 def _containers(host: str, flow_run_id: str) -> list[str]:
@@ -64,70 +65,77 @@ def _containers(host: str, flow_run_id: str) -> list[str]:
     return result.stdout.split()
 
 
-def test_job_runs_in_a_container_and_logs_metrics_to_mlflow(docker_pool, tmp_path):
+def test_job_runs_in_a_container_and_logs_metrics_to_mlflow(docker_target, tmp_path):
     from prefect_ml import MLClient
-    from prefect_ml.compute.docker import container_job_variables
 
-    pool, deployment_id, host, image = docker_pool
+    target, host, image = docker_target
     name = f"docker_job_{uuid.uuid4().hex[:8]}"
-    spec = _job(tmp_path, "python train.py", name)
-    flow_run_id = submit(deployment_id, spec, job_variables=container_job_variables(spec, image=image))
-    state = wait_for(lambda: (s := _state(flow_run_id)) and s.is_final() and s, timeout=240,
-                     what="the container job to finish")
-    job = MLClient().jobs.get(name)
+    result = cli("job", "create", "--file", str(_job_file(tmp_path, "python train.py", target.name)),
+                 "--name", name, "--output", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["status"] in ("Queued", "Preparing", "Running")
+    lines: list[str] = []
+    job = MLClient().jobs.stream(name, printer=lines.append, timeout_seconds=240)
     log = Path(job.log_path).read_text() if job.log_path else ""
-    assert state.is_completed(), f"{state.type}: {state.message}\n{log}"
-    assert job.status == "Completed"
+    assert job.status == "Completed", (job.error, lines, log)
     assert "in-container True /opt/prefect-ml" in log  # ran inside the image, with its interpreter
     assert f"run-id {job.mlflow_run_id}" in log
-    assert job.metrics["accuracy"] == 0.75
-    assert _containers(host, flow_run_id) == []  # auto_remove
+    assert job.metrics == {"accuracy": 0.75}
+    assert _containers(host, job.prefect_flow_run_id) == []  # auto_remove
 
 
-def test_cancel_stops_the_container(docker_pool, tmp_path):
-    from prefect.states import Cancelling
-
-    from prefect_ml._prefect import prefect_client
-    from prefect_ml.compute.docker import container_job_variables
-
-    pool, deployment_id, host, image = docker_pool
-    name = f"docker_cancel_{uuid.uuid4().hex[:8]}"
-    spec = _job(tmp_path, "python -c \"import time; print('sleeping', flush=True); time.sleep(600)\"", name)
-    flow_run_id = submit(deployment_id, spec, job_variables=container_job_variables(spec, image=image))
-    wait_for(lambda: _containers(host, flow_run_id) and (s := _state(flow_run_id)) and s.is_running(), timeout=240,
-             what="the container job to run")
+def test_cancel_stops_the_container(docker_target, tmp_path):
     from prefect_ml import MLClient
 
-    wait_for(lambda: (job := MLClient().jobs.get(name)).log_path and Path(job.log_path).exists()
-             and "sleeping" in Path(job.log_path).read_text(), timeout=120, what="the command to start")
-    with prefect_client() as client:
-        client.set_flow_run_state(flow_run_id, Cancelling(), force=True)
-    state = wait_for(lambda: (s := _state(flow_run_id)) and s.is_final() and s, timeout=120,
-                     what="the cancelled job to end")
-    assert state.is_cancelled(), f"{state.type}: {state.message}"
-    wait_for(lambda: _containers(host, flow_run_id) == [], timeout=60, what="the container to be gone")
+    target, host, image = docker_target
+    name = f"docker_cancel_{uuid.uuid4().hex[:8]}"
+    command = "python -c \"import time; print('sleeping', flush=True); time.sleep(600)\""
+    result = cli("job", "create", "--file", str(_job_file(tmp_path, command, target.name)), "--name", name)
+    assert result.returncode == 0, result.stderr
+    client = MLClient()
+
+    def sleeping():
+        job = client.jobs.get(name)
+        return job.log_path and Path(job.log_path).exists() and "sleeping" in Path(job.log_path).read_text() and job
+
+    job = wait_for(sleeping, timeout=240, what="the command to run in its container")
+    assert _containers(host, job.prefect_flow_run_id)
+    cancelled = cli("job", "cancel", name)
+    assert cancelled.returncode == 0, cancelled.stderr
+    job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Canceled", "Failed", "Completed") and j,
+                   timeout=120, what="the canceled job to end")
+    assert job.status == "Canceled", job.error
+    wait_for(lambda: _containers(host, job.prefect_flow_run_id) == [], timeout=60, what="the container to be gone")
 
 
-def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_pool, tmp_path):
+def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_target, tmp_path, monkeypatch):
     """A conda file (one pure-Python package) becomes an image FROM the prefect-ml image; the job uses its venv."""
     from prefect_ml import MLClient
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.compute import submit
     from prefect_ml.compute.docker import container_job_variables
     from prefect_ml.compute.images import image_exists, image_for_environment
+    from prefect_ml.specs.loader import load_job
 
-    pool, deployment_id, host, image = docker_pool
-    os.environ["DOCKER_HOST"] = host
+    target, host, image = docker_target
+    monkeypatch.setenv("DOCKER_HOST", host)
     write(tmp_path / "conda.yml", "dependencies:\n  - python=3.11\n  - pip:\n    - six\n")
+    command = ("python -c \"import os, sys, six; print('env', sys.prefix, six.__version__); "
+               "print('run-id', os.environ['MLFLOW_RUN_ID'])\"")
     name = f"docker_env_{uuid.uuid4().hex[:8]}"
-    spec = _job(tmp_path, "python -c \"import os, sys, six; print('env', sys.prefix, six.__version__); "
-                          "print('run-id', os.environ['MLFLOW_RUN_ID'])\"",
-                name, environment=f"  image: {image}\n  conda_file: conda.yml")
+    spec = load_job(_job_file(tmp_path, command, target.name, environment=f"  image: {image}\n  conda_file: conda.yml"),
+                    name=name)
     built = image_for_environment(spec.environment, base_path=spec.base_path)
     assert built.startswith("prefect-ml-env/") and image_exists(built)
     assert image_for_environment(spec.environment, base_path=spec.base_path) == built  # cached by spec hash
-    flow_run_id = submit(deployment_id, spec, job_variables=container_job_variables(spec, image=built))
-    state = wait_for(lambda: (s := _state(flow_run_id)) and s.is_final() and s, timeout=240,
-                     what="the environment job to finish")
-    job = MLClient().jobs.get(name)
+    # Submitted like submit.submit_job does, with the environment's image in the job variables.
+    variables = {**submit.job_variables(spec, target), **container_job_variables(spec, image=built)}
+    snapshot = submit.upload_snapshot(str(spec.code_path()))
+    with prefect_client() as client:
+        client.create_flow_run_from_deployment(submit.ensure_deployment(target), name=name, tags=[submit.JOB_TAG],
+                                               parameters=submit.flow_parameters(spec, snapshot=snapshot),
+                                               job_variables=variables)
+    job = MLClient().jobs.stream(name, printer=lambda _line: None, timeout_seconds=240)
     log = Path(job.log_path).read_text() if job.log_path else ""
-    assert state.is_completed(), f"{state.type}: {state.message}\n{log}"
+    assert job.status == "Completed", (job.error, log)
     assert "env /opt/env " in log and f"run-id {job.mlflow_run_id}" in log
