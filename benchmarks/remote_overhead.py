@@ -9,6 +9,10 @@ their ratio. Other pool types (the Docker pool) plug in with ``--type``.
 Usage::
 
     python benchmarks/remote_overhead.py [--runs 5] [--type process]
+    eval "$(scripts/docker-test-engine.sh start)" && python benchmarks/remote_overhead.py --type docker
+
+The Docker pool needs ``DOCKER_HOST`` (the worker inherits it) and an image containing prefect-ml
+(``--image``, default ``$PREFECT_ML_TEST_IMAGE``); it also times a bare ``docker run`` of the script.
 
 Runs with its own throw-away ``PREFECT_HOME`` / ``PREFECT_ML_HOME`` and its own ``prefect server start``,
 stopped (with the worker) at the end.
@@ -50,14 +54,20 @@ def main() -> None:
         server.wait_healthy(os.environ["PREFECT_API_URL"], process, log_path=work / "server.log")
         from prefect_ml.compute import targets
 
-        settings = {"image": args.image, "network_mode": "host"} if args.type == "docker" else {}
+        settings = {}
+        if args.type == "docker":  # docs/environments.md: host network, prefect-ml's home mounted at the same path
+            home = os.environ["PREFECT_ML_HOME"]
+            Path(home).mkdir(parents=True, exist_ok=True)
+            settings = {"image": args.image or os.environ.get("PREFECT_ML_TEST_IMAGE"), "network_mode": "host",
+                        "volumes": [f"{home}:{home}"],
+                        "env": {"PREFECT_ML_HOME": home, "PREFECT_ML_AUTOSTART_SERVER": "false"}}
         target = targets.create_compute(targets.parse_spec({"name": "bench", "type": args.type, **settings}))
         env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
         log = open(work / "worker.log", "wb")  # noqa: SIM115
         worker = subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", target.name,
                                    "--type", args.type], env=env, stdout=log, stderr=subprocess.STDOUT,
                                   start_new_session=True)
-        run(args.runs, work, target.name)
+        run(args.runs, work, target.name, image=settings.get("image"))
     finally:
         if worker is not None:
             os.killpg(worker.pid, signal.SIGINT)
@@ -84,7 +94,7 @@ def _until_done(client, name: str, timeout: float = 300):
     raise TimeoutError(f"job {name} did not end within {timeout} s")
 
 
-def run(runs: int, work: Path, pool: str) -> None:
+def run(runs: int, work: Path, pool: str, image: str | None = None) -> None:
     from prefect_ml import MLClient, command
 
     code = work / "src"
@@ -110,6 +120,15 @@ def run(runs: int, work: Path, pool: str) -> None:
     print(f"direct script        : mean {d:.3f} s  (median {statistics.median(direct):.3f} s)")
     print(f"job create->Completed: mean {r:.3f} s  (median {statistics.median(remote):.3f} s)")
     print(f"ratio                : {r / d:.1f}x the direct run ({r - d:.2f} s added per job)")
+    if image:  # the same script in a bare container of the same image: what Docker itself costs
+        bare = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            subprocess.run(["docker", "run", "--rm", "--network", "host", "-v", f"{code}:{code}:ro", "-w", str(code),
+                            image, "python", "hello.py"], check=True, capture_output=True)
+            bare.append(time.perf_counter() - started)
+        c = statistics.mean(bare)
+        print(f"docker run (bare)    : mean {c:.3f} s; job / bare container: {r / c:.1f}x")
 
 
 if __name__ == "__main__":
