@@ -56,11 +56,9 @@ def main() -> None:
 
         settings = {}
         if args.type == "docker":  # docs/environments.md: host network, prefect-ml's home mounted at the same path
-            home = os.environ["PREFECT_ML_HOME"]
-            Path(home).mkdir(parents=True, exist_ok=True)
-            settings = {"image": args.image or os.environ.get("PREFECT_ML_TEST_IMAGE"), "network_mode": "host",
-                        "volumes": [f"{home}:{home}"],
-                        "env": {"PREFECT_ML_HOME": home, "PREFECT_ML_AUTOSTART_SERVER": "false"}}
+            from prefect_ml.compute.docker import shared_home_settings
+
+            settings = shared_home_settings(args.image or os.environ.get("PREFECT_ML_TEST_IMAGE"))
         target = targets.create_compute(targets.parse_spec({"name": "bench", "type": args.type, **settings}))
         env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2"}
         log = open(work / "worker.log", "wb")  # noqa: SIM115

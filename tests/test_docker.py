@@ -32,15 +32,13 @@ mlflow.log_metric("accuracy", 0.75)
 @pytest.fixture(scope="module")
 def docker_target(tmp_path_factory):
     """(target, DOCKER_HOST, image): a docker compute target served by one real Docker worker."""
-    from prefect_ml import settings
     from prefect_ml.compute import targets
+    from prefect_ml.compute.docker import shared_home_settings
     from workers import Worker
 
     host, image = docker_engine()
-    home = str(settings.home())
-    spec = targets.parse_spec({"name": f"docker-{uuid.uuid4().hex[:8]}", "type": "docker", "image": image,
-                               "network_mode": "host", "volumes": [f"{home}:{home}"],
-                               "env": {"PREFECT_ML_HOME": home, "PREFECT_ML_AUTOSTART_SERVER": "false"}})
+    spec = targets.parse_spec({"name": f"docker-{uuid.uuid4().hex[:8]}", "type": "docker",
+                               **shared_home_settings(image)})
     target = targets.create_compute(spec)
     log = tmp_path_factory.mktemp("docker-worker") / "worker.log"
     worker = Worker(target.pool_name, log, worker_type="docker", env={"DOCKER_HOST": host})
@@ -113,7 +111,7 @@ def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_t
     from prefect_ml import MLClient
     from prefect_ml._prefect import prefect_client
     from prefect_ml.compute import submit
-    from prefect_ml.compute.docker import container_job_variables
+    from prefect_ml.compute.docker import environment_job_variables
     from prefect_ml.compute.images import image_exists, image_for_environment
     from prefect_ml.specs.loader import load_job
 
@@ -128,8 +126,10 @@ def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_t
     built = image_for_environment(spec.environment, base_path=spec.base_path)
     assert built.startswith("prefect-ml-env/") and image_exists(built)
     assert image_for_environment(spec.environment, base_path=spec.base_path) == built  # cached by spec hash
-    # Submitted like submit.submit_job does, with the environment's image in the job variables.
-    variables = {**submit.job_variables(spec, target), **container_job_variables(spec, image=built)}
+    # Submitted like submit.submit_job does, plus the environment's image (the docker hook).
+    hook = environment_job_variables(spec, target)
+    assert hook == {"image": built, "image_pull_policy": "Never"}
+    variables = {**submit.job_variables(spec, target), **hook}
     snapshot = submit.upload_snapshot(str(spec.code_path()))
     with prefect_client() as client:
         client.create_flow_run_from_deployment(submit.ensure_deployment(target), name=name, tags=[submit.JOB_TAG],

@@ -1,17 +1,16 @@
-"""Container settings of a job on Docker compute (the Docker worker's job variables).
+"""Container settings of jobs on Docker compute (the Docker worker's job variables).
 
 A job's flow run (prefect-ml's ``command-job`` flow) runs inside a container started by a
 ``prefect worker start --type docker`` worker. It must reach the same Prefect API, MLflow store and
-files as the submitting side, so the container gets:
+files as the submitting side:
 
-- ``image``: from the job's environment (:func:`prefect_ml.compute.images.image_for_environment`);
-- ``image_pull_policy: Never`` when the engine already has the image (built here), so the worker never
-  tries a registry for it;
-- ``network_mode: host`` (the engine may run without a bridge network; the API at ``127.0.0.1`` is then
-  the host's);
-- ``volumes``: prefect-ml's home (``$PREFECT_ML_HOME``: the SQLite MLflow store, jobs, snapshots, the
-  default datastore) and the job's local code folder, each mounted at the same path;
-- ``env``: ``PREFECT_ML_HOME`` and ``MLFLOW_TRACKING_URI`` (when set) of the submitting side.
+- :func:`shared_home_settings`: target settings with ``network_mode: host`` (the engine may run without a
+  bridge network; the API at ``127.0.0.1`` is then the host's), prefect-ml's home (``$PREFECT_ML_HOME``: the
+  SQLite MLflow store, jobs, snapshots, the default datastore) mounted at the same path, and
+  ``PREFECT_ML_HOME`` / ``MLFLOW_TRACKING_URI`` passed on;
+- :func:`environment_job_variables`: per job, the image of its environment
+  (:func:`prefect_ml.compute.images.image_for_environment`) and ``image_pull_policy: Never`` when the engine
+  already has it (built here), so the worker never tries a registry for it.
 """
 
 from __future__ import annotations
@@ -22,36 +21,57 @@ from typing import Any
 from prefect_ml import settings
 
 
-def container_job_variables(spec, *, image: str, extra_volumes: list[str] | None = None) -> dict[str, Any]:
-    """The Docker worker job variables for running ``spec``'s flow run in ``image``.
+def shared_home_settings(image: str | None = None) -> dict[str, Any]:
+    """Docker compute target settings that give containers this machine's API, MLflow store and files.
+
+    For ``prefect_ml.compute.targets.parse_spec({"name": ..., "type": "docker", **shared_home_settings(img)})``
+    or the same keys in a compute YAML file.
 
     Args:
-        spec: The validated job (``CommandJob``).
-        image: The image (must contain prefect-ml).
-        extra_volumes: More ``HOST:CONTAINER[:MODE]`` volume strings.
+        image: The target's default image (must contain prefect-ml).
 
     Returns:
-        A dict for ``job_variables`` of a flow run on a ``docker`` work pool (keys of prefect-docker's
-        base job template: ``image``, ``image_pull_policy``, ``network_mode``, ``volumes``, ``env``,
-        ``auto_remove``, ``stream_output``).
+        ``{"image", "network_mode": "host", "volumes": ["HOME:HOME"], "env": {"PREFECT_ML_HOME": HOME, ...}}``
+        with HOME prefect-ml's home folder (plus ``MLFLOW_TRACKING_URI`` when it is set here).
     """
     home = str(settings.home())
-    volumes = [f"{home}:{home}"]
-    code = spec.code_path() if getattr(spec, "code", None) else None
-    if code is not None and not str(code).startswith(home + os.sep):
-        volumes.append(f"{code}:{code}:ro")
-    volumes += list(extra_volumes or [])
     env = {"PREFECT_ML_HOME": home, "PREFECT_ML_AUTOSTART_SERVER": "false"}
     if os.environ.get("MLFLOW_TRACKING_URI"):
         env["MLFLOW_TRACKING_URI"] = os.environ["MLFLOW_TRACKING_URI"]
-    variables: dict[str, Any] = {"image": image, "network_mode": "host", "volumes": volumes, "env": env,
-                                 "auto_remove": True, "stream_output": True}
-    try:
-        from prefect_ml.compute.images import image_exists
+    result: dict[str, Any] = {"network_mode": "host", "volumes": [f"{home}:{home}"], "env": env}
+    if image:
+        result["image"] = image
+    return result
 
-        present = image_exists(image)
-    except Exception:  # engine unreachable from here: let the worker decide
-        present = False
-    if present:
-        variables["image_pull_policy"] = "Never"
+
+def environment_job_variables(spec, target, *, log=None) -> dict[str, Any]:
+    """Job variables that run ``spec`` in its environment's image on a docker ``target`` (building it if needed).
+
+    The hook for the submission path (``prefect_ml.compute.submit``): merge the result into the flow run's
+    job variables for docker targets. Returns ``{}`` when the environment does not change the target's image.
+
+    Args:
+        spec: The validated job.
+        target: Its docker ``ComputeTarget`` (its ``settings["image"]`` is the default image).
+        log: Optional ``callable(str)`` for build progress.
+
+    Raises:
+        ConfigurationError: The environment is unknown or its image cannot be built.
+    """
+    from prefect_ml.compute.images import image_exists, image_for_environment
+
+    default = (getattr(target, "settings", None) or {}).get("image")
+    environment = getattr(spec, "environment", None)
+    if environment is None:
+        return {}
+    image = image_for_environment(environment, base_path=getattr(spec, "base_path", None), base_image=default,
+                                  log=log)
+    if image == default:
+        return {}
+    variables: dict[str, Any] = {"image": image}
+    try:
+        if image_exists(image):
+            variables["image_pull_policy"] = "Never"
+    except Exception:  # engine unreachable from the submitting side: let the worker pull
+        pass
     return variables
