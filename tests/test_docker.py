@@ -58,7 +58,8 @@ def _job_file(tmp_path: Path, command: str, compute: str, environment: str | Non
 
 
 def _containers(host: str, flow_run_id: str) -> list[str]:
-    result = subprocess.run(["docker", "ps", "-aq", "--filter", f"label=io.prefect.flow-run-id={flow_run_id}"],
+    """Ids of the RUNNING containers of a flow run."""
+    result = subprocess.run(["docker", "ps", "-q", "--filter", f"label=io.prefect.flow-run-id={flow_run_id}"],
                             env={**os.environ, "DOCKER_HOST": host}, capture_output=True, text=True, check=True)
     return result.stdout.split()
 
@@ -79,7 +80,7 @@ def test_job_runs_in_a_container_and_logs_metrics_to_mlflow(docker_target, tmp_p
     assert "in-container True /opt/prefect-ml" in log  # ran inside the image, with its interpreter
     assert f"run-id {job.mlflow_run_id}" in log
     assert job.metrics == {"accuracy": 0.75}
-    assert _containers(host, job.prefect_flow_run_id) == []  # auto_remove
+    assert _containers(host, job.prefect_flow_run_id) == []  # the container has exited
 
 
 def test_cancel_stops_the_container(docker_target, tmp_path):
@@ -103,7 +104,7 @@ def test_cancel_stops_the_container(docker_target, tmp_path):
     job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Canceled", "Failed", "Completed") and j,
                    timeout=120, what="the canceled job to end")
     assert job.status == "Canceled", job.error
-    wait_for(lambda: _containers(host, job.prefect_flow_run_id) == [], timeout=60, what="the container to be gone")
+    wait_for(lambda: _containers(host, job.prefect_flow_run_id) == [], timeout=60, what="the container to stop")
 
 
 def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_target, tmp_path, monkeypatch):

@@ -156,8 +156,8 @@ def test_environment_create_with_a_missing_interpreter_exits_2(tmp_path):
     ("azureml://registries/azureml/environments/sklearn-1.5/labels/latest",
      "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"),
     ({"image": "python:3.11"}, "image python:3.11"),
-    ({"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04", "conda_file": "conda.yml"},
-     "image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"),
+    ({"image": "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"},
+     "image mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu20.04"),  # with a conda_file: a venv (test_environment_assets)
 ])
 def test_curated_and_inline_environments_use_the_current_interpreter_with_a_notice(environment, label):
     from prefect_ml.compute.environments import resolve_environment
