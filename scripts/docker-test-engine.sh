@@ -85,7 +85,7 @@ build_image() {
   if [ -n "$current" ] && [ "$(docker image inspect -f '{{ index .Config.Labels "prefect-ml.deps-hash" }}' "$IMAGE")" = "$deps" ]; then
     # Same dependencies: only replace prefect-ml itself in the existing image (seconds, not minutes).
     "$PY" -m pip wheel -q --no-deps --wheel-dir "$ctx/app" "$REPO" >/dev/null 2>&1 || { log "pip wheel failed"; rm -rf "$ctx"; return 1; }
-    printf 'FROM %s\nCOPY app /tmp/app\nRUN UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect-ml/bin/python --no-deps --reinstall /tmp/app/*.whl && rm -rf /tmp/app /root/.cache\nLABEL prefect-ml.source-hash=%s\n' "$IMAGE" "$hash" >"$ctx/Dockerfile"
+    printf 'FROM %s\nWORKDIR /opt/prefect-ml-workdir\nCOPY app /tmp/app\nRUN UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect-ml/bin/python --no-deps --reinstall /tmp/app/*.whl && rm -rf /tmp/app /root/.cache\nLABEL prefect-ml.source-hash=%s\n' "$IMAGE" "$hash" >"$ctx/Dockerfile"
     docker build -q --network host -t "$IMAGE" "$ctx" >"$ROOT_DIR/build.log" 2>&1 \
       || { log "docker build failed:"; tail -20 "$ROOT_DIR/build.log" >&2; rm -rf "$ctx"; return 1; }
     rm -rf "$ctx"
@@ -116,6 +116,9 @@ RUN UV_LINK_MODE=copy uv pip install -q --compile-bytecode --python /opt/prefect
  && rm -rf /tmp/app /root/.cache
 ENV PATH=/opt/prefect-ml/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \\
     PYTHONUNBUFFERED=1 PREFECT_ML_IN_CONTAINER=1
+# An empty working directory: Prefect copies a deployment's working directory into each flow run's workspace
+# when the deployment has no pull steps (from / it would copy the whole image).
+WORKDIR /opt/prefect-ml-workdir
 LABEL prefect-ml.source-hash=$hash prefect-ml.deps-hash=$deps
 EOF
   docker build -q --network host -t "$IMAGE" "$ctx" >"$ROOT_DIR/build.log" 2>&1 \
