@@ -42,7 +42,7 @@ def default_image() -> str:
 
 
 def _docker_client():
-    from prefect_docker.types import docker_client  # noqa: F401  (checks prefect-docker is installed)
+    """A docker-py client for ``DOCKER_HOST`` (docker-py comes with prefect-docker: ``prefect-ml[docker]``)."""
     import docker
 
     return docker.from_env()
