@@ -130,9 +130,9 @@ def test_conda_environment_job_runs_in_a_cached_venv_with_mlflow_variables(tmp_p
     second, again = run_job()
     assert again == venv and (venv / ".prefect-ml-env.json").stat().st_mtime_ns == built_at  # reused, not rebuilt
     jobs = [first, second]
-    import mlflow
+    from prefect_ml import tracking
 
-    logs = [mlflow.MlflowClient().get_run(job.mlflow_run_id) for job in jobs]
+    logs = [tracking.get_client().get_run(job.mlflow_run_id) for job in jobs]
     assert all(run.info.status == "FINISHED" for run in logs)
 
 
