@@ -64,27 +64,34 @@ def test_azure_example_environment_files_load_with_versions_and_latest(azure_exa
     assert get_environment(name, "1").image == "pytorch/pytorch:latest"
 
 
-def test_environment_cli_create_list_show_and_immutable_versions(tmp_path, azure_examples):
+def test_environment_cli_create_list_and_immutable_versions(tmp_path, azure_examples):
     name = _unique("cli-env")
     source = azure_examples / ASSETS / "docker-image.yml"
     created = cli("environment", "create", "--file", str(source), "--name", name, "--version", "1")
     assert created.returncode == 0, created.stderr
     assert f"azureml:{name}:1" in created.stdout
-    again = cli("environment", "create", "--file", str(source), "--name", name, "--version", "1")
-    assert again.returncode == 0, again.stderr  # same content: idempotent
     other = write(tmp_path / "env.yml", f"name: {name}\nversion: 1\nimage: python:3.11\n")
     changed = cli("environment", "create", "--file", str(other))
     assert changed.returncode == 2
     assert "already exists" in changed.stderr and "immutable" in changed.stderr
-    shown = cli("environment", "show", f"azureml:{name}@latest")
-    assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["image"] == "pytorch/pytorch:latest"
     listed = cli("environment", "list", "--name", name, "--output", "json")
-    assert [v["version"] for v in json.loads(listed.stdout)] == ["1"]
-    bad = write(tmp_path / "bad.yml", "name: x\nimage: a\nbuild: {path: nowhere}\nfoo: 1\n")
-    rejected = cli("environment", "create", "--file", str(bad))
-    assert rejected.returncode == 2
-    assert "foo" in rejected.stderr and "build" in rejected.stderr
+    assert [(v["version"], v["image"]) for v in json.loads(listed.stdout)] == [("1", "pytorch/pytorch:latest")]
+
+
+def test_environment_file_problems_are_reported_together_and_same_content_is_idempotent(tmp_path, azure_examples):
+    from prefect_ml.compute.environments import create_environment_from_file, get_environment, load_environment_file
+    from prefect_ml.exceptions import ValidationError
+
+    bad = write(tmp_path / "bad.yml", "image: a\nbuild: nowhere\nfoo: 1\n")
+    with pytest.raises(ValidationError) as caught:
+        load_environment_file(bad)
+    assert {p.field for p in caught.value.problems} >= {"foo", "name", "build"}
+    name = _unique("same")
+    source = azure_examples / ASSETS / "docker-image.yml"
+    first = create_environment_from_file(source, name=name, version="1")
+    again = create_environment_from_file(source, name=name, version="1")
+    assert (again.version, again.created_at) == (first.version, first.created_at)
+    assert get_environment(name).version == "1"
 
 
 def test_curated_name_maps_to_a_configured_environment(tmp_path):
