@@ -385,3 +385,8 @@ def server_status() -> None:
         out.print("The local Prefect API is not running (it starts on first use).")
         raise typer.Exit(1)
     out.print(f"Running: pid {info.pid}, API {info.url}, UI {info.ui_url}")
+
+
+from prefect_ml.cli.schedule import schedule_app  # noqa: E402  (uses the helpers above)
+
+app.add_typer(schedule_app, name="schedule")

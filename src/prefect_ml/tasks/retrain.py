@@ -174,6 +174,25 @@ def parse_asset_ref(value: str) -> tuple[str, str | None] | None:
     return match.group("name"), match.group("version")
 
 
+def bind_data_asset(job: dict[str, Any], asset: str, version: str) -> dict[str, Any]:
+    """A copy of job mapping ``job`` whose inputs naming data asset ``asset`` are bound to ``asset:version``.
+
+    Inputs given as ``azureml:ASSET@latest``, ``azureml:ASSET`` or ``azureml:ASSET:V`` (string or ``path:``)
+    are rebound; other inputs are unchanged.
+    """
+    import copy
+
+    result = copy.deepcopy(job)
+    for key, value in (result.get("inputs") or {}).items():
+        ref = parse_asset_ref(_input_path(value))
+        if ref is not None and ref[0] == asset:
+            if isinstance(value, dict):
+                value["path"] = f"azureml:{asset}:{version}"
+            else:
+                result["inputs"][key] = f"azureml:{asset}:{version}"
+    return result
+
+
 def limit_name(model_name: str) -> str:
     """Name of the global concurrency limit that serialises retraining of ``model_name``: ``retrain-MODEL``."""
     return "retrain-" + re.sub(r"[^A-Za-z0-9_-]+", "-", model_name)
@@ -541,6 +560,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
             f"- alias `{summary['alias']}`: {summary['reason']} (margin {fmt(summary['margin'])})\n\n{table}\n")
 
 
-__all__ = ["DEFAULT_ALIAS", "METRICS", "Challenger", "Decision", "Evaluation", "TrainingData", "current_champion",
+__all__ = ["DEFAULT_ALIAS", "METRICS", "Challenger", "Decision", "Evaluation", "TrainingData", "bind_data_asset",
+           "current_champion",
            "decide", "evaluate_versions", "limit_name", "load_table", "parse_asset_ref", "record_decision",
            "render_markdown", "resolve_training_data", "retrain_slot", "run_challenger", "score_version"]
