@@ -99,7 +99,7 @@ def test_prefect_yaml_deploys_schedules_and_data_triggered_retraining(deployed, 
     # Lineage tags name the data versions; the alias is on one of the two challengers.
     assert sorted(v.tags["prefect_ml.retrain.data_asset"] for v in by_run) == ["breast-cancer-train:1",
                                                                             "breast-cancer-train:2"]
-    assert current_champion(MODEL) in {v.version for v in by_run}
+    assert current_champion(MODEL) in {str(v.version) for v in by_run}
 
 
 def test_compound_trigger_waits_for_data_and_drift_events(tmp_path):

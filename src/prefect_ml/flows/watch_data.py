@@ -11,7 +11,7 @@ from prefect_ml.tasks.watch import register_new_files
 
 @flow(name="watch-data-prefix", persist_result=False)
 def watch_data_prefix(prefix: str, asset_name: str, pattern: str = "*",
-                      register: Literal["file", "folder"] = "file") -> list[str]:
+                      mode: Literal["file", "folder"] = "file") -> list[str]:
     """Register files that appeared under ``prefix`` since the last run as new versions of ``asset_name``.
 
     Each new version emits ``prefect-ml.data-asset.version-created``, which triggers retraining
@@ -20,4 +20,4 @@ def watch_data_prefix(prefix: str, asset_name: str, pattern: str = "*",
     Returns:
         The created versions (``azureml:NAME:VERSION``).
     """
-    return register_new_files(prefix, asset_name, pattern, register)
+    return register_new_files(prefix, asset_name, pattern, mode)

@@ -68,14 +68,14 @@ def new_files(files: list[tuple[str, float]], state: dict[str, Any] | None) -> t
 
 @task(name="register-new-files", cache_policy=NO_CACHE, persist_result=False)
 def register_new_files(prefix: str, asset_name: str, pattern: str = "*",
-                       register: Literal["file", "folder"] = "file") -> list[str]:
+                       mode: Literal["file", "folder"] = "file") -> list[str]:
     """Register new files under ``prefix`` as versions of ``asset_name``; remember them.
 
     Args:
         prefix: fsspec URL or local folder to watch.
         asset_name: Data asset receiving the new versions.
         pattern: Glob on file names (``*.csv``).
-        register: ``file``: one ``uri_file`` version per new file; ``folder``: one ``uri_folder`` version of
+        mode: ``file``: one ``uri_file`` version per new file; ``folder``: one ``uri_folder`` version of
             ``prefix`` when any file is new.
 
     Returns:
@@ -88,10 +88,10 @@ def register_new_files(prefix: str, asset_name: str, pattern: str = "*",
     variable = state_variable_name(prefix, asset_name)
     fresh, state = new_files(list_files(prefix, pattern), Variable.get(variable))
     created = []
-    if register == "folder" and fresh:
+    if mode == "folder" and fresh:
         created.append(create_data_asset(asset_name, path=prefix, type="uri_folder",
                                          tags={"new_files": str(len(fresh))}).uri)
-    elif register == "file":
+    elif mode == "file":
         for url in fresh:
             created.append(create_data_asset(asset_name, path=url, type="uri_file", tags={"source": url}).uri)
     Variable.set(variable, state, overwrite=True)
