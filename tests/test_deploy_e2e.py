@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 
-from helpers import REPO, cli, wait_for
+from helpers import REPO, cli, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,8 @@ def test_prefect_yaml_deploys_schedules_and_data_triggered_retraining(deployed, 
         watcher = deployed["watch-breast-cancer-incoming"]
         wait_for(lambda: any(r.state_type.value == "COMPLETED" for r in _runs(client, watcher.id)), timeout=120,
                  what="a completed scheduled run of the watcher")
-        automations = client.read_resource_related_automations(f"prefect.deployment.{deployed['retrain-breast-cancer'].id}")
+        retrain = deployed["retrain-breast-cancer"]
+        automations = client.read_resource_related_automations(f"prefect.deployment.{retrain.id}")
         assert [a.enabled for a in automations] == [True]
 
     spec = importlib.util.spec_from_file_location("prep", REPO / "examples" / "retraining" / "prepare_data.py")
@@ -104,6 +105,7 @@ def test_prefect_yaml_deploys_schedules_and_data_triggered_retraining(deployed, 
 
 def test_compound_trigger_waits_for_data_and_drift_events(tmp_path):
     """A data_asset trigger with `also:` becomes a compound trigger: a run only after both events."""
+    from prefect.client.schemas.actions import WorkPoolCreate
     from prefect.events import emit_event
     from prefect.events.worker import EventsWorker
 
@@ -111,8 +113,6 @@ def test_compound_trigger_waits_for_data_and_drift_events(tmp_path):
     from prefect_ml.data import create_data_asset
     from prefect_ml.deployments.schedules import create_schedule, delete_schedule
     from prefect_ml.specs.schedule import load_schedule
-
-    from helpers import write
 
     suffix = uuid.uuid4().hex[:6]
     asset, model = f"drift-data-{suffix}", f"drift-model-{suffix}"
@@ -128,18 +128,19 @@ trigger:
 create_job: {REPO / 'examples' / 'jobs' / 'breast-cancer' / 'job.yml'}
 """))
     with prefect_client() as client:
-        client.create_work_pool(__import__("prefect.client.schemas.actions", fromlist=["x"]).WorkPoolCreate(
-            name=f"nowhere-{suffix}", type="process"))
+        client.create_work_pool(WorkPoolCreate(name=f"nowhere-{suffix}", type="process"))
     info = create_schedule(spec, work_pool=f"nowhere-{suffix}")  # no worker: runs are only created
     try:
         create_data_asset(asset, path=str(data), type="uri_file")  # version 2: the first half
         EventsWorker.drain_all(timeout=10)
         drift_at = dt.datetime.now(dt.timezone.utc)
-        emit_event(event="prefect-ml.model.drift-detected", resource={"prefect.resource.id": f"prefect-ml.model.{model}"},
+        emit_event(event="prefect-ml.model.drift-detected",
+                   resource={"prefect.resource.id": f"prefect-ml.model.{model}"},
                    payload={"drift_score": 0.4, "threshold": 0.2})
         EventsWorker.drain_all(timeout=10)
         with prefect_client() as client:
-            runs = wait_for(lambda: _runs(client, info.deployment_id), timeout=60, what="a run from the compound trigger")
+            runs = wait_for(lambda: _runs(client, info.deployment_id), timeout=60,
+                            what="a run from the compound trigger")
         assert len(runs) == 1
         assert runs[0].created >= drift_at  # the data event alone started nothing
         assert runs[0].parameters["data_asset"] == asset and runs[0].parameters.get("data_version") is None

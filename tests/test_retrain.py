@@ -161,27 +161,34 @@ def test_champion_moves_when_the_challenger_is_better_and_stays_when_worse(asset
 
 @pytest.mark.slow
 def test_retraining_of_one_model_never_runs_twice_at_once():
-    """Two holders of the model's slot: the second waits (queue) or gives up (drop)."""
+    """While one retraining holds the model's slot, a second waits (queue) or is dropped (drop)."""
+    from prefect_ml.flows.retrain import retrain
     from prefect_ml.tasks.retrain import retrain_slot
 
     model = f"slot-model-{uuid.uuid4().hex[:6]}"
     inside: list[tuple[str, float, float]] = []
-    first_in = threading.Event()
+    first_in, release = threading.Event(), threading.Event()
 
-    def hold(label: str, seconds: float, on_busy: str = "queue"):
-        with retrain_slot(model, on_busy=on_busy, drop_wait_seconds=0.5):
+    def hold(label: str):
+        with retrain_slot(model, on_busy="queue"):
             start = time.monotonic()
             first_in.set()
-            time.sleep(seconds)  # the work done while holding the slot
+            release.wait(60)  # the first holder works until the test lets it finish
             inside.append((label, start, time.monotonic()))
 
-    first = threading.Thread(target=hold, args=("first", 3.0))
+    first = threading.Thread(target=hold, args=("first",))
     first.start()
-    assert first_in.wait(30)
+    assert first_in.wait(60)
+    second = threading.Thread(target=hold, args=("queued",))
+    second.start()  # waits for the slot while the drops below happen
     with pytest.raises(TimeoutError):
-        hold("dropped", 0.1, "drop")
-    second = threading.Thread(target=hold, args=("queued", 0.1))
-    second.start()
+        with retrain_slot(model, on_busy="drop", drop_wait_seconds=0.5):
+            pass
+    dropped = retrain(job_file=JOB_FILE, model_name=model, on_busy="drop", return_state=True,
+                      evaluation={"data": "unused.csv", "target_column": "y"})
+    assert dropped.is_cancelled() and "dropped" in dropped.message
+    assert inside == []  # the queued holder has not entered
+    release.set()
     first.join(60)
     second.join(60)
     assert [label for label, *_ in inside] == ["first", "queued"]

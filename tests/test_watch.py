@@ -53,7 +53,8 @@ def test_data_asset_versions_emit_version_created_events(tmp_path):
     def stored():
         with prefect_client() as client:
             response = client.request("POST", "/events/filter", json={
-                "filter": {"resource": {"id": [resource]}, "event": {"name": ["prefect-ml.data-asset.version-created"]}},
+                "filter": {"resource": {"id": [resource]},
+                           "event": {"name": ["prefect-ml.data-asset.version-created"]}},
                 "limit": 10})
         return response.json()["events"]
 

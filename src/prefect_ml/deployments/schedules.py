@@ -48,8 +48,7 @@ def _rrule_time(value: dt.datetime) -> str:
 
 
 def _header(trigger, start: dt.datetime) -> str:
-    lines = f"DTSTART;TZID={trigger.time_zone}:{_rrule_time(start)}"
-    return lines
+    return f"DTSTART;TZID={trigger.time_zone}:{_rrule_time(start)}"
 
 
 def _until(trigger) -> str:
@@ -286,7 +285,8 @@ def _info(client, deployment) -> ScheduleInfo:
     automations = client.read_resource_related_automations(f"prefect.deployment.{deployment.id}")
     runs = client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment.id])),
-        flow_run_filter=FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
+        flow_run_filter=FlowRunFilter(
+            state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
         sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=5)
     flow = client.read_flow(deployment.flow_id)
     active = [s.active for s in deployment.schedules] + [a.enabled for a in automations]
