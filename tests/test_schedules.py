@@ -189,3 +189,23 @@ trigger:
     assert cli("schedule", "delete", name).returncode == 0
     missing = cli("schedule", "show", name)
     assert missing.returncode == 2 and "not found" in missing.stderr
+
+
+@pytest.mark.slow
+def test_scheduled_job_flow_runs_the_job_with_the_triggering_data_version(tmp_path):
+    from prefect_ml.client import MLClient
+    from prefect_ml.data import create_data_asset
+    from prefect_ml.flows.scheduled_job import scheduled_job
+
+    asset = f"sched-data-{uuid.uuid4().hex[:6]}"
+    create_data_asset(asset, path=str(write(tmp_path / "one.txt", "version-one\n")), type="uri_file")
+    create_data_asset(asset, path=str(write(tmp_path / "two.txt", "version-two\n")), type="uri_file")
+    job = {"command": "python -c \"import sys; print(open(sys.argv[1]).read())\" ${{inputs.data}}",
+           "inputs": {"data": {"type": "uri_file", "path": f"azureml:{asset}@latest"}}}
+    name = f"sched-{uuid.uuid4().hex[:6]}"
+    state = scheduled_job(job=job, base_path=str(tmp_path), schedule_name=name, data_asset=asset, data_version="1",
+                          return_state=True)
+    assert state.is_completed(), state.message
+    (ran,) = [j for j in MLClient(autostart=False).jobs.list(max_results=20) if j.name.startswith(name)]
+    log = open(ran.log_path).read()
+    assert "version-one" in log and "version-two" not in log

@@ -14,11 +14,11 @@ from prefect.states import Cancelled, Completed, Failed
 from prefect_ml.tasks.retrain import (
     DEFAULT_ALIAS,
     Evaluation,
+    evaluate_versions,
     record_decision,
     resolve_training_data_task,
     retrain_slot,
     run_challenger,
-    evaluate_versions,
 )
 
 
