@@ -51,7 +51,8 @@ def main() -> None:
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     worker = None
     try:
-        server.wait_healthy(os.environ["PREFECT_API_URL"], process, log_path=work / "server.log")
+        # Generous: a fresh database on a busy 2-core machine can take minutes.
+        server.wait_healthy(os.environ["PREFECT_API_URL"], process, timeout_seconds=600, log_path=work / "server.log")
         env = {**os.environ, "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "2",
                "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
         with open(work / "worker.log", "ab") as log:
