@@ -28,7 +28,9 @@ from prefect_ml.compute import server as _server  # noqa: E402  (stdlib-only imp
 
 _PORT = _server.free_port()
 _LOG = _ROOT / "server.log"
-_PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG)
+# The scheduler service creates runs of new schedules every 2 s instead of every 60 s.
+_PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG,
+                         extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"})
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORT}/api"
 
 #: Folder of Azure's example job files (read-only in CI: copy before changing anything).

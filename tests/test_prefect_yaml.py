@@ -22,3 +22,30 @@ def test_command_job_deployment_points_at_the_flow_with_a_valid_job(monkeypatch)
     spec = CommandJob.model_validate(job)
     assert spec.problems() == []
     assert spec.code_path().is_dir()
+
+
+def test_retraining_deployments_point_at_their_flows_with_valid_parameters(monkeypatch):
+    from prefect.events import DeploymentCompoundTrigger, DeploymentEventTrigger
+    from prefect.events.schemas.deployment_triggers import DeploymentTriggerTypes
+    from prefect.flows import load_flow_from_entrypoint
+    from pydantic import TypeAdapter
+
+    from prefect_ml.specs import load_job
+    from prefect_ml.tasks.retrain import Evaluation
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    monkeypatch.chdir(REPO)
+    for name in ("retrain-breast-cancer", "retrain-breast-cancer-on-drift"):
+        deployment = deployments[name]
+        assert load_flow_from_entrypoint(deployment["entrypoint"]).name == "retrain"
+        parameters = deployment["parameters"]
+        load_job(parameters["job_file"].replace("{{ $PWD }}", str(REPO)))
+        Evaluation.model_validate(parameters["evaluation"])
+        triggers = [TypeAdapter(DeploymentTriggerTypes).validate_python(t) for t in deployment["triggers"]]
+        assert isinstance(triggers[0], DeploymentCompoundTrigger if "drift" in name else DeploymentEventTrigger)
+    (trigger,) = deployments["retrain-breast-cancer"]["triggers"]
+    assert trigger["parameters"]["data_version"] == "{{ event.payload.version }}"
+    watcher = deployments["watch-breast-cancer-incoming"]
+    assert load_flow_from_entrypoint(watcher["entrypoint"]).name == "watch-data-prefix"
+    assert (REPO / watcher["parameters"]["prefix"].replace("{{ $PWD }}/", "")).is_dir()

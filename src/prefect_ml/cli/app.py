@@ -406,3 +406,6 @@ def server_status() -> None:
 from prefect_ml.cli.compute import compute_app  # noqa: E402  (uses the helpers above)
 
 app.add_typer(compute_app, name="compute")
+from prefect_ml.cli.schedule import schedule_app  # noqa: E402  (uses the helpers above)
+
+app.add_typer(schedule_app, name="schedule")

@@ -257,6 +257,9 @@ def create_data_asset(name: str, *, path: str, type: str = "uri_folder", version
         block = DataAsset(asset_name=name, version=created.version, type=type, path=resolved,
                           description=description, tags=clean_tags, created_at=created.created_at.isoformat())
         if save_block(block, data_asset_document_name(name, created.version), overwrite=False):
+            from prefect_ml.data.events import emit_version_created
+
+            emit_version_created(created)  # prefect-ml.data-asset.version-created (triggers retraining)
             return created
         if not auto:
             raise ValidationError(

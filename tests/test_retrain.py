@@ -1,0 +1,198 @@
+"""The retrain flow: champion/challenger gate on real breast-cancer data, lineage tags, concurrency slot."""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+import uuid
+
+import pytest
+
+from helpers import REPO
+
+JOB_FILE = str(REPO / "examples" / "retraining" / "job.yml")
+#: A deliberately weak training configuration: one boosting step with a tiny learning rate
+#: predicts the majority class (~0.63 accuracy) where the default config reaches ~0.95.
+WEAK = ["inputs.max_iter=1", "inputs.learning_rate=0.001"]
+
+
+def _prepare(tmp_path):
+    spec = importlib.util.spec_from_file_location("prepare_data", REPO / "examples" / "retraining" / "prepare_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.prepare(tmp_path / "data")
+
+
+@pytest.fixture
+def assets(tmp_path):
+    """Fresh training and holdout data assets (unique names) from the split breast-cancer data."""
+    from prefect_ml.data import create_data_asset
+
+    paths = _prepare(tmp_path)
+    suffix = uuid.uuid4().hex[:6]
+    train, holdout = f"bc-train-{suffix}", f"bc-holdout-{suffix}"
+    create_data_asset(train, path=str(paths["train-full"]), type="uri_file")
+    create_data_asset(holdout, path=str(paths["holdout"]), type="uri_file")
+    return {"train": train, "holdout": holdout, "paths": paths, "model": f"bc-model-{suffix}"}
+
+
+def _evaluation(assets, **extra):
+    return {"data": f"azureml:{assets['holdout']}@latest", "target_column": "target", "metric": "accuracy", **extra}
+
+
+# ------------------------------------------------------------------ fast unit tests
+def test_gate_promotes_without_champion_and_only_beyond_the_margin():
+    from prefect_ml.tasks.retrain import decide
+
+    assert decide(0.5, None, greater_is_better=True)[0] is True
+    assert decide(0.95, 0.90, greater_is_better=True, margin=0.01)[0] is True
+    assert decide(0.905, 0.90, greater_is_better=True, margin=0.01)[0] is False
+    assert decide(0.90, 0.90, greater_is_better=True)[0] is False  # ties keep the champion
+    assert decide(1.0, 2.0, greater_is_better=False)[0] is True  # rmse: lower wins
+    assert decide(2.0, 1.0, greater_is_better=False)[0] is False
+
+
+def test_asset_references_and_evaluation_settings_are_validated():
+    from pydantic import ValidationError as PydanticError
+
+    from prefect_ml.tasks.retrain import Evaluation, limit_name, parse_asset_ref
+
+    assert parse_asset_ref("azureml:bc@latest") == ("bc", None)
+    assert parse_asset_ref("azureml:bc:3") == ("bc", "3")
+    assert parse_asset_ref("azureml://datastores/x/paths/y") is None
+    assert parse_asset_ref("data/train.csv") is None
+    assert limit_name("my model/v1") == "retrain-my-model-v1"
+    with pytest.raises(PydanticError, match="unknown metric 'auc'"):
+        Evaluation(data="x.csv", target_column="y", metric="auc")
+    assert Evaluation(data="x.csv", target_column="y", metric="rmse").greater_is_better is False
+
+
+def test_training_data_resolution_binds_the_newest_or_the_given_version(assets, tmp_path):
+    from prefect_ml.data import create_data_asset
+    from prefect_ml.exceptions import NotFoundError, ValidationError
+    from prefect_ml.tasks.retrain import resolve_training_data
+
+    create_data_asset(assets["train"], path=str(assets["paths"]["train-small"]), type="uri_file")
+    newest = resolve_training_data(JOB_FILE, data_input="training_data", data_asset=assets["train"])
+    assert (newest.input_name, newest.asset, newest.version) == ("training_data", assets["train"], "2")
+    assert resolve_training_data(JOB_FILE, data_asset=assets["train"], data_version="1").version == "1"
+    with pytest.raises(NotFoundError, match="has no version '9'"):
+        resolve_training_data(JOB_FILE, data_asset=assets["train"], data_version="9")
+    with pytest.raises(ValidationError, match="the job has no input 'nope'"):
+        resolve_training_data(JOB_FILE, data_input="nope")
+    plain = tmp_path / "plain.yml"
+    plain.write_text("command: echo\ninputs:\n  data: {type: uri_file, path: x.csv}\n")
+    with pytest.raises(ValidationError, match="no input's path is a data asset"):
+        resolve_training_data(str(plain))
+
+
+def test_markdown_report_shows_both_scores_and_the_decision():
+    from prefect_ml.tasks.retrain import render_markdown
+
+    text = render_markdown({"model": "m", "decision": "rejected", "data_asset": "train:3", "job": "j",
+                            "job_status": "Completed", "alias": "champion", "reason": "not better",
+                            "margin": 0.0, "challenger_version": "4", "champion_version": "2",
+                            "metric": "accuracy", "evaluation_data": "holdout:1", "challenger_score": 0.6,
+                            "champion_score": 0.95})
+    assert "**rejected**" in text and "`train:3`" in text
+    assert "| accuracy on holdout:1 | 0.6 | 0.95 |" in text
+
+
+# ------------------------------------------------------------------ end to end (in process)
+@pytest.mark.slow
+def test_champion_moves_when_the_challenger_is_better_and_stays_when_worse(assets):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from prefect_ml import tracking
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.flows.retrain import retrain
+    from prefect_ml.tasks.retrain import current_champion
+
+    common = dict(job_file=JOB_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
+                  data_asset=assets["train"])
+    client = tracking.get_client()
+
+    # 1. No champion yet: even the weak model is promoted.
+    first = retrain(**common, job_overrides=WEAK, return_state=True)
+    assert first.is_completed(), first.message
+    summary = first.result()
+    assert summary["decision"] == "promoted" and summary["reason"] == "no champion yet"
+    assert current_champion(assets["model"]) == "1"
+    weak_score = summary["challenger_score"]
+    assert weak_score < 0.8
+
+    # 2. The default configuration beats it: the alias moves.
+    second = retrain(**common, return_state=True).result()
+    assert second["decision"] == "promoted", second
+    assert second["champion_version"] == "1" and second["champion_score"] == pytest.approx(weak_score)
+    assert second["challenger_score"] > 0.9
+    assert current_champion(assets["model"]) == "2"
+
+    # 3. A weak challenger loses against it: the alias stays.
+    third = retrain(**common, job_overrides=WEAK, return_state=True)
+    assert third.is_completed()
+    assert third.result()["decision"] == "rejected"
+    assert current_champion(assets["model"]) == "2"
+
+    # Lineage: data asset version -> job -> model version, both scores and the decision in tags.
+    tags = client.get_model_version(assets["model"], "3").tags
+    assert tags["prefect_ml.retrain.data_asset"] == f"{assets['train']}:1"
+    assert tags["prefect_ml.retrain.job"] == third.result()["job"] == tags["prefect_ml.job_name"]
+    assert tags["prefect_ml.retrain.decision"] == "rejected"
+    assert tags["prefect_ml.retrain.champion_version"] == "2"
+    assert float(tags["prefect_ml.retrain.champion_score"]) == pytest.approx(second["challenger_score"])
+    assert tags["prefect_ml.retrain.evaluation_data"] == f"{assets['holdout']}:1"
+    assert client.get_model_version(assets["model"], "2").tags["prefect_ml.retrain.last_decision"] == "kept"
+
+    # 4. A failing challenger never touches the champion.
+    failed = retrain(**common, job_overrides=["command=python -c 'import sys; sys.exit(3)'"], return_state=True)
+    assert failed.is_failed()
+    assert "alias 'champion' unchanged" in failed.message
+    assert current_champion(assets["model"]) == "2"
+
+    key = f"retrain-{assets['model']}"
+    with prefect_client() as prefect:
+        artifacts = prefect.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    texts = [a.data for a in artifacts]
+    assert any("**rejected**" in t and f"`{assets['train']}:1`" in t for t in texts)
+    assert any("**failed**" in t for t in texts)
+
+
+@pytest.mark.slow
+def test_retraining_of_one_model_never_runs_twice_at_once():
+    """While one retraining holds the model's slot, a second waits (queue) or is dropped (drop)."""
+    from prefect_ml.flows.retrain import retrain
+    from prefect_ml.tasks.retrain import retrain_slot
+
+    model = f"slot-model-{uuid.uuid4().hex[:6]}"
+    inside: list[tuple[str, float, float]] = []
+    first_in, release = threading.Event(), threading.Event()
+
+    def hold(label: str):
+        with retrain_slot(model, on_busy="queue"):
+            start = time.monotonic()
+            first_in.set()
+            release.wait(300)  # the first holder works until the test lets it finish
+            inside.append((label, start, time.monotonic()))
+
+    first = threading.Thread(target=hold, args=("first",))
+    first.start()
+    assert first_in.wait(60)
+    with pytest.raises(TimeoutError):
+        with retrain_slot(model, on_busy="drop", drop_wait_seconds=0.5):
+            pass
+    dropped = retrain(job_file=JOB_FILE, model_name=model, on_busy="drop", return_state=True,
+                      evaluation={"data": "unused.csv", "target_column": "y"})
+    assert dropped.is_cancelled() and "dropped" in dropped.message
+    assert inside == []  # the first holder is still inside
+    # Prefect's slot service handles one acquisition per limit at a time within a process, so the queued
+    # holder starts only after the drops (deployed runs are separate processes).
+    second = threading.Thread(target=hold, args=("queued",))
+    second.start()
+    release.set()
+    first.join(60)
+    second.join(60)
+    assert [label for label, *_ in inside] == ["first", "queued"]
+    (_, _, first_end), (_, second_start, _) = inside
+    assert second_start >= first_end
