@@ -385,3 +385,8 @@ def server_status() -> None:
         out.print("The local Prefect API is not running (it starts on first use).")
         raise typer.Exit(1)
     out.print(f"Running: pid {info.pid}, API {info.url}, UI {info.ui_url}")
+
+
+from prefect_ml.cli.component import component_app  # noqa: E402  (registers `prefect-ml component`)
+
+app.add_typer(component_app, name="component")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal, Mapping
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, PrivateAttr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_ml.exceptions import Problem, ValidationError
@@ -81,6 +81,8 @@ class CommandComponent(Spec):
     base_path: str | None = None
     source_file: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    #: The Python function of a :func:`prefect_ml.command_component` (None for YAML components).
+    _python_function: Any = PrivateAttr(default=None)
 
     @field_validator("tags", "environment_variables", mode="before")
     @classmethod

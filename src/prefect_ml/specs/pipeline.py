@@ -116,6 +116,7 @@ class PipelineStep(Spec):
             substituted; inputs bound to other steps keep their ``${{parent.jobs...}}`` path); the raw mapping
             for other kinds.
         component: The component used (``azureml:NAME:VERSION`` or its file), None for inline commands.
+        component_name: The component's name, None for inline commands.
         compute: The step's own compute (None: ``settings.default_compute``).
         is_deterministic: Whether outputs may be reused from an identical earlier run.
         force_rerun: Never reuse this step.
@@ -128,6 +129,7 @@ class PipelineStep(Spec):
     type: str = "command"
     job: dict[str, Any]
     component: str | None = None
+    component_name: str | None = None
     compute: str | None = None
     is_deterministic: bool = True
     force_rerun: bool = False
@@ -221,7 +223,7 @@ class PipelineJob(Spec):
         for name, step in self.jobs.items():
             job = step.job
             summary[name] = {
-                "type": step.type, "component": (step.component or "").rsplit(":", 1)[0].split("/")[-1] or None,
+                "type": step.type, "component": step.component_name,
                 "command": job.get("command"), "depends_on": sorted(step.depends_on),
                 "input_bindings": {k: list(v) for k, v in sorted(step.input_bindings.items())},
                 "output_bindings": dict(sorted(step.output_bindings.items())),
@@ -275,7 +277,7 @@ def _load_component_ref(ref: Any, ctx: _Ctx, field: str):
     from prefect_ml.specs.component import CommandComponent, load_component, parse_component
 
     if isinstance(ref, CommandComponent):
-        return ref, ref.reference if ref.version else (ref.source_file or ref.name)
+        return ref, ref.source_file or ref.reference
     if isinstance(ref, Mapping):
         return parse_component(ref, base_path=ctx.base_path, source_file=ctx.file, field_prefix=field), None
     if not isinstance(ref, str) or not ref.strip():
@@ -637,7 +639,8 @@ def _second_pass(step: _RawStep, steps: dict[str, _RawStep], pipeline: dict[str,
     ctx.problems.extend(Problem(f"{field}.{p.field}".rstrip("."), p.message, p.value, ctx.file) for p in problems
                         if not (p.field.startswith("inputs.") and p.field.split(".")[1] in bindings))
     return {"type": "command", "job": job.model_dump(mode="json", by_alias=True, exclude_none=True),
-            "component": step.component_ref or (component.name if component is not None else None), **common,
+            "component": step.component_ref or (component.name if component is not None else None),
+            "component_name": component.name if component is not None else None, **common,
             "depends_on": sorted({b[0] for b in bindings.values()}), "input_bindings": bindings,
             "output_bindings": output_bindings, "output_types": {k: v.type for k, v in outputs.items()}}
 
