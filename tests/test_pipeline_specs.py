@@ -357,3 +357,23 @@ def test_registered_components_by_version_and_latest(tmp_path, component_dir):
           a: {{component: "azureml:{name}:9"}}
         """)
     assert "has no version '9'" in exc.value.problems[0].message
+
+
+@pytest.mark.slow
+def test_component_cli_create_list_show(component_dir):
+    import uuid
+
+    from helpers import cli, cli_json
+
+    name = f"cli_{uuid.uuid4().hex[:8]}"
+    path = write(component_dir / "cli.yml", COMPONENT.replace("name: train", f"name: {name}"))
+    result, created = cli_json("component", "create", "--file", str(path))
+    assert result.returncode == 0, result.stderr
+    assert created["name"] == name and created["version"] == "1" and created["reference"] == f"azureml:{name}:1"
+    result, listed = cli_json("component", "list", "--name", name)
+    assert [c["version"] for c in listed] == ["1"] and listed[0]["inputs"]["lr"]["optional"] is True
+    shown = cli("component", "show", f"azureml:{name}@latest")
+    assert shown.returncode == 0 and f'"reference": "azureml:{name}:1"' in shown.stdout
+    bad = cli("component", "create", "--file", str(write(component_dir / "bad.yml", COMPONENT.replace(
+        "$[[--lr ${{inputs.lr}}]]", "--lr ${{inputs.lr}}"))))
+    assert bad.returncode == 2 and "optional input 'lr'" in bad.stderr
