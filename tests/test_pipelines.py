@@ -210,3 +210,23 @@ def test_example_training_pipeline_yaml_then_python(ml_client):
     assert [python_steps[n]["reused"] for n in ("prepare_data", "train_model", "evaluate_model", "register_model")] \
         == [True, True, True, False]
     assert not ml_client.jobs.get(python_steps["register_model"]["job_name"]).registered_models  # below threshold
+
+
+def test_without_continue_on_step_failure_running_steps_are_canceled(ml_client, tmp_path):
+    from prefect_ml import load_job
+
+    path = write(tmp_path / "stop.yml", textwrap.dedent("""
+        type: pipeline
+        jobs:
+          broken: {command: sleep 4 && exit 3}
+          slow: {command: sleep 120, is_deterministic: false}
+          later:
+            command: echo ${{inputs.x}}
+            inputs: {x: "${{parent.jobs.slow.outputs.out}}"}
+        """).replace("slow: {command: sleep 120, is_deterministic: false}",
+                     "slow: {command: sleep 120, is_deterministic: false, outputs: {out: }}"))
+    job = ml_client.jobs.create_or_update(load_job(path), name=_name())
+    states = {n: s["status"] for n, s in _steps(job).items()}
+    assert job.status == "Failed" and states == {"broken": "Failed", "slow": "Canceled", "later": "Canceled"}
+    assert "exited with code 3" in _steps(job)["broken"]["error"]
+    assert "canceled" in _steps(job)["slow"]["error"].lower()  # killed, not left to finish its sleep

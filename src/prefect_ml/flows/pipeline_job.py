@@ -9,7 +9,7 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from prefect_ml.specs.pipeline import PipelineJob
-from prefect_ml.tasks.pipeline import record_steps, run_step, start_pipeline_tracking
+from prefect_ml.tasks.pipeline import record_steps, request_cancel, run_step, start_pipeline_tracking
 from prefect_ml.tasks.tracking import record_result
 
 
@@ -59,6 +59,7 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
     try:
         with task_runner_for(target, max_workers=max(1, len(order))) as runner:
             running: dict[Any, str] = {}
+            to_cancel: set[str] = set()
             while True:
                 stop_new = failed_any and not spec.settings.continue_on_step_failure
                 for name in order:
@@ -80,13 +81,21 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
                         running[future] = name
                 if not running:
                     break
-                done = next(iter(as_completed(list(running))))
+                try:
+                    done = next(iter(as_completed(list(running), timeout=2.0 if to_cancel else None)))
+                except TimeoutError:  # some step to cancel had no child run yet: try again
+                    to_cancel -= _cancel_steps(job_name, sorted(to_cancel & set(running.values())), logger)
+                    continue
                 name = running.pop(done)
                 record = done.result(raise_on_failure=False)
                 if not isinstance(record, dict):
                     record = _not_run(spec, name, f"step task ended without a record: {record!r}", "Failed")
                 records[name] = record
                 if record["status"] != "Completed":
+                    if not failed_any and not spec.settings.continue_on_step_failure and running:
+                        to_cancel = set(running.values())
+                        request_cancel([f"{job_name}_{n}" for n in to_cancel])
+                        to_cancel -= _cancel_steps(job_name, sorted(to_cancel), logger)
                     failed_any = True
         for name in order:
             if name not in records:
@@ -121,6 +130,37 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
     if reused:
         logger.info("Reused steps: %s", ", ".join(reused))
     return Failed(message=message) if bad else Completed(message=f"Pipeline {job_name} completed")
+
+
+def _cancel_steps(job_name: str, steps: list[str], logger) -> set[str]:
+    """Set the child runs of running ``steps`` to Cancelling (their process groups are then killed).
+
+    Returns:
+        The steps whose child run was found (steps that have not created theirs yet are not).
+    """
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    from prefect.states import Cancelling
+
+    from prefect_ml._prefect import prefect_client
+
+    if not steps:
+        return set()
+    names = {f"{job_name}_{step}": step for step in steps}
+    found: set[str] = set()
+    try:
+        with prefect_client() as client:
+            for flow_run in client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=list(names)))):
+                found.add(names[flow_run.name])
+                if flow_run.state is not None and not flow_run.state.is_final():
+                    client.set_flow_run_state(flow_run.id, Cancelling(message="another pipeline step failed"),
+                                              force=True)
+        if found:
+            logger.warning("Canceling running steps %s: a step failed and settings.continue_on_step_failure is "
+                           "false", ", ".join(sorted(found)))
+    except Exception as exc:  # noqa: BLE001 - cancellation is best effort; the steps then simply finish
+        logger.warning("Could not cancel running steps %s: %s", ", ".join(steps), exc)
+    return found
 
 
 def _not_run(spec: PipelineJob, name: str, reason: str, status: str = "Canceled") -> dict[str, Any]:

@@ -28,6 +28,15 @@ TAG_STEPS = "prefect_ml.pipeline_steps"
 TAG_PARENT_RUN = "mlflow.parentRunId"
 
 
+#: Child job names whose pipeline asked them not to start (a step failed; continue_on_step_failure is false).
+_CANCEL_REQUESTED: set[str] = set()
+
+
+def request_cancel(job_names: list[str]) -> None:
+    """Ask steps of this process that have not started their child run yet not to start it."""
+    _CANCEL_REQUESTED.update(job_names)
+
+
 def content_hash(uri: str) -> str:
     """SHA-256 of a local file's or folder's content (relative names and bytes); the URI itself when remote.
 
@@ -95,6 +104,20 @@ def find_reusable(key: str) -> dict[str, Any] | None:
             return {"job_name": tags.get(tracking.TAG_JOB_NAME), "mlflow_run_id": run.info.run_id,
                     "prefect_flow_run_id": tags.get(tracking.TAG_FLOW_RUN_ID), "outputs": outputs}
     return None
+
+
+def find_finished_step(pipeline_name: str, step_name: str) -> dict[str, Any] | None:
+    """The Completed child run of step ``step_name`` of this same pipeline job (a retried flow run), or None."""
+    client = tracking.get_client()
+    runs = tracking._search_runs(client, f"tags.`{TAG_PIPELINE}` = '{tracking._escape(pipeline_name)}' and "
+                                 f"tags.`{TAG_PIPELINE_STEP}` = '{step_name}' and tags.`{tracking.TAG_STATUS}` = "
+                                 "'Completed'", max_results=1)
+    if not runs:
+        return None
+    tags = runs[0].data.tags
+    outputs = {k[len(tracking.TAG_OUTPUT_PREFIX):]: v for k, v in tags.items() if k.startswith(tracking.TAG_OUTPUT_PREFIX)}
+    return {"job_name": tags.get(tracking.TAG_JOB_NAME), "mlflow_run_id": runs[0].info.run_id,
+            "prefect_flow_run_id": tags.get(tracking.TAG_FLOW_RUN_ID), "outputs": outputs}
 
 
 def _resolved_step_job(spec, step_name: str, upstream: dict[str, dict[str, str]], pipeline_name: str,
@@ -188,6 +211,14 @@ def run_step(spec_data: dict[str, Any], step_name: str, upstream: dict[str, dict
                               "error": None, "component": step.component, "compute": spec.step_compute(step_name),
                               "reuse_key": None}
     try:
+        if not (force_rerun or step.force_rerun):
+            finished = find_finished_step(pipeline_name, step_name)
+            if finished is not None:  # this pipeline run is being retried: keep what already finished
+                record.update(status="Completed", reused=True, reused_from=finished["job_name"],
+                              job_name=finished["job_name"], prefect_flow_run_id=finished["prefect_flow_run_id"],
+                              mlflow_run_id=finished["mlflow_run_id"], outputs=finished["outputs"])
+                logger.info("Step %s already finished in this pipeline run (retry): reused", step_name)
+                return record
         if step.type == "command":
             job = _resolved_step_job(spec, step_name, upstream, pipeline_name, parent_run_id, experiment_name)
             if step.is_deterministic and not (force_rerun or step.force_rerun):
@@ -204,6 +235,10 @@ def run_step(spec_data: dict[str, Any], step_name: str, upstream: dict[str, dict
                 job = job.model_copy(update={"tags": {**job.tags, TAG_REUSE_KEY: key}})
             from prefect_ml.flows.command_job import command_job
 
+            if job.name in _CANCEL_REQUESTED:
+                record.update(status="Canceled", error="canceled: another step failed and "
+                              "settings.continue_on_step_failure is false")
+                return record
             logger.info("Step %s: running command job %s", step_name, job.name)
             state = command_job(job=job.model_dump(mode="json", by_alias=True), job_name=job.name, stream=stream,
                                 return_state=True)
