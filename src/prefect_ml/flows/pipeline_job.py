@@ -29,7 +29,7 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
     (:func:`prefect_ml.compute.targets.task_runner_for`); each command step is a ``command-job`` subflow.
     Data moves between steps as storage URIs (outputs written to the datastore, inputs read from there).
     When a step fails, steps depending on it are canceled; without ``settings.continue_on_step_failure``
-    no new step starts (steps already running finish). See
+    no new step starts and running steps are canceled. See
     https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline.
 
     Args:
