@@ -3,6 +3,7 @@
 Public API (imported lazily so that ``import prefect_ml`` stays cheap)::
 
     from prefect_ml import command, Input, Output, MLClient, load_job
+    from prefect_ml import pipeline, command_component, load_component
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ _LAZY = {
     "CommandJob": "prefect_ml.specs",
     "load_job": "prefect_ml.specs",
     "MLClient": "prefect_ml.client",
+    "load_component": "prefect_ml.specs.component",
+    "CommandComponent": "prefect_ml.specs.component",
+    "PipelineJob": "prefect_ml.specs.pipeline",
+    "pipeline": "prefect_ml.pipelines.dsl",
+    "command_component": "prefect_ml.pipelines.dsl",
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from prefect_ml.client import MLClient
+    from prefect_ml.pipelines.dsl import command_component, pipeline
     from prefect_ml.specs import CommandJob, Input, Output, command, load_job
+    from prefect_ml.specs.component import CommandComponent, load_component
+    from prefect_ml.specs.pipeline import PipelineJob
 
 
 def __getattr__(name: str) -> Any:

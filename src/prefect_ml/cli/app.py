@@ -409,3 +409,6 @@ app.add_typer(compute_app, name="compute")
 from prefect_ml.cli.schedule import schedule_app  # noqa: E402  (uses the helpers above)
 
 app.add_typer(schedule_app, name="schedule")
+from prefect_ml.cli.component import component_app  # noqa: E402  (registers `prefect-ml component`)
+
+app.add_typer(component_app, name="component")
