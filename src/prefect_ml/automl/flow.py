@@ -305,6 +305,9 @@ def log_best_model(model, spec: AutoMLJob, prepared, job_name: str, run_id: str)
             requirements.append(f"{package}=={version(package)}")
         except Exception:  # noqa: BLE001 - optional
             pass
+    import logging
+
+    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)  # the cloudpickle notice, on every save
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model"
         mlflow.sklearn.save_model(model, str(path), signature=signature, input_example=example,

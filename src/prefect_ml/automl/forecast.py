@@ -73,7 +73,10 @@ def prepare_forecast(spec, frame: pd.DataFrame, *, featurization: dict[str, Any]
         rails.append(guardrail("Missing target values", "done", f"{missing} missing target values filled forward"))
     frame = frame[frame[time_col].notna()].reset_index(drop=True)
     first = frame[frame[ids].eq(frame.loc[0, ids]).all(axis=1)] if ids else frame
-    freq = fs.frequency or pd.infer_freq(first[time_col].drop_duplicates().iloc[:200])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        freq = fs.frequency or pd.infer_freq(first[time_col].drop_duplicates().iloc[:200])
+    freq = getattr(freq, "freqstr", freq)
     if freq is None:
         freq = pd.tseries.frequencies.to_offset(first[time_col].diff().median()).freqstr
     season = _season_from_freq(freq) if fs.seasonality in ("auto", None) else int(fs.seasonality)
