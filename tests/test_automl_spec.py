@@ -145,3 +145,16 @@ def test_azure_metrics_on_real_predictions():
     assert regression["normalized_mean_absolute_error"] == pytest.approx(0.25 / 4)
     assert metrics.loss_of("accuracy", 0.9) == pytest.approx(0.1)
     assert metrics.loss_of("normalized_root_mean_squared_error", 0.2) == 0.2
+
+
+def test_example_job_file_loads_and_points_at_the_shared_mltables(azure_examples):
+    from prefect_ml.automl.kind import preflight
+
+    repo = Path(__file__).resolve().parents[1]
+    job = load_job(repo / "examples" / "automl" / "bank-marketing.yml")
+    assert job.validation_data.type == job.test_data.type == "mltable"
+    assert job.algorithms() == ["LightGBM", "XGBoostClassifier", "RandomForest", "ExtremeRandomTrees",
+                                "LogisticRegression"]
+    if (azure_examples / "jobs" / "basics" / "hello-automl").resolve() == Path(
+            job.resolve_path(job.training_data)).parent.resolve():
+        assert preflight(job) is job  # every path exists

@@ -79,7 +79,7 @@ def datetime_parts(X: Any) -> np.ndarray:
     parts = []
     for column in frame.columns:
         values = pd.to_datetime(frame[column], errors="coerce", format="mixed")
-        parts += [values.dt.year, values.dt.month, values.dt.day, values.dt.dayofweek, values.dt.dayofyear,
+        parts += [values.dt.year, values.dt.month, values.dt.day, values.dt.day_of_week, values.dt.day_of_year,
                   values.dt.hour, values.dt.minute]
     return np.column_stack([p.to_numpy(dtype=float) for p in parts]) if parts else np.empty((len(frame), 0))
 

@@ -252,8 +252,8 @@ class Forecaster(BaseEstimator):
             out["rolling_mean"] = (cumsum[hi] - cumsum[lo]) / np.maximum(hi - lo, 1) - base
         t = pd.to_datetime(pd.Series(times)).reset_index(drop=True)
         out["month"] = t.dt.month.to_numpy()
-        out["dayofweek"] = t.dt.dayofweek.to_numpy()
-        out["dayofyear"] = t.dt.dayofyear.to_numpy()
+        out["dayofweek"] = t.dt.day_of_week.to_numpy()
+        out["dayofyear"] = t.dt.day_of_year.to_numpy()
         out["hour"] = t.dt.hour.to_numpy()
         out["season_pos"] = positions % max(1, self.settings["season"])
         out["series"] = np.full(len(positions), self.series_codes_.get(key, -1))
