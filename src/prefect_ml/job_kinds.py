@@ -23,6 +23,7 @@ from types import ModuleType
 KINDS: dict[str, str] = {
     "command": "prefect_ml.specs.command_kind",
     "pipeline": "prefect_ml.specs.pipeline_kind",
+    "automl": "prefect_ml.automl.kind",
 }
 
 
