@@ -15,13 +15,19 @@ def preflight(spec):
 
     Raises:
         ValidationError: The compute is not supported or the job is incomplete.
+        MissingDependencyError: The ``automl`` extra (FLAML, LightGBM, XGBoost, statsmodels) is not installed.
         NotFoundError: A data path, data asset or datastore does not exist.
     """
     from pathlib import Path
 
-    from prefect_ml.client import check_local_compute
-    from prefect_ml.exceptions import NotFoundError, ValidationError
+    import importlib.util
 
+    from prefect_ml.client import check_local_compute
+    from prefect_ml.exceptions import MissingDependencyError, NotFoundError, ValidationError
+
+    missing = [m for m in ("flaml", "lightgbm", "xgboost", "statsmodels") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(f"AutoML jobs need {', '.join(missing)}: pip install 'prefect-ml[automl]'")
     check_local_compute(spec)
     if spec.problems():
         raise ValidationError(spec.problems(), file=spec.source_file)
