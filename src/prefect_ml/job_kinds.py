@@ -22,6 +22,7 @@ from types import ModuleType
 #: type -> module implementing it. Azure job types missing here are reported as not supported.
 KINDS: dict[str, str] = {
     "command": "prefect_ml.specs.command_kind",
+    "sweep": "prefect_ml.specs.sweep_kind",
 }
 
 
