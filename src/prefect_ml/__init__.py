@@ -3,6 +3,7 @@
 Public API (imported lazily so that ``import prefect_ml`` stays cheap)::
 
     from prefect_ml import command, Input, Output, MLClient, load_job
+    from prefect_ml import Uniform, Choice, BanditPolicy, ...  # sweep jobs (Azure's azure.ai.ml.sweep classes)
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ _LAZY = {
     "CommandJob": "prefect_ml.specs",
     "load_job": "prefect_ml.specs",
     "MLClient": "prefect_ml.client",
+    **{name: "prefect_ml.specs.sweep" for name in (
+        "SweepJob", "Choice", "RandInt", "Uniform", "LogUniform", "QUniform", "QLogUniform", "Normal", "LogNormal",
+        "QNormal", "QLogNormal", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
+        "AsyncSuccessiveHalvingPolicy", "ASHAPolicy")},
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]
