@@ -55,3 +55,88 @@ def test_azure_hello_sweep_runs_unchanged(azure_examples, tmp_path):
         run = client.get_run(t["mlflow_run_id"])
         assert run.data.tags["mlflow.parentRunId"] == job["mlflow_run_id"]
         assert len(client.get_metric_history(run.info.run_id, "random_metric")) == 3
+
+
+STEPS_PY = """\
+import argparse, os, time, mlflow
+p = argparse.ArgumentParser()
+p.add_argument("--x", type=float); p.add_argument("--steps", type=int); p.add_argument("--pause", type=float)
+p.add_argument("--marker", type=str)
+a = p.parse_args()
+with open(a.marker, "a") as fh:
+    fh.write(f"start {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()}\\n")
+for step in range(a.steps):
+    mlflow.log_metric("accuracy", a.x, step=step)
+    time.sleep(a.pause)
+with open(a.marker, "a") as fh:
+    fh.write(f"end {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()}\\n")
+"""
+
+
+def _steps_sweep(tmp_path: Path, *, values, steps: int, pause: float, concurrent: int, extra: str = "") -> Path:
+    write(tmp_path / "src" / "steps.py", STEPS_PY)
+    marker = tmp_path / "marker.txt"
+    return write(tmp_path / "sweep.yml", f"""\
+type: sweep
+trial:
+  command: >-
+    python steps.py --x ${{{{search_space.x}}}} --steps ${{{{inputs.steps}}}} --pause {pause} --marker {marker}
+  code: src
+inputs:
+  steps: {steps}
+sampling_algorithm: grid
+search_space:
+  x: {{type: choice, values: {list(values)}}}
+objective: {{goal: maximize, primary_metric: accuracy}}
+limits: {{max_total_trials: {len(values)}, max_concurrent_trials: {concurrent}}}
+{extra}""")
+
+
+def _markers(tmp_path: Path) -> list[tuple[str, str, int]]:
+    path = tmp_path / "marker.txt"
+    if not path.exists():
+        return []
+    return [(w[0], w[1], int(w[2])) for w in (line.split() for line in path.read_text().splitlines()) if len(w) == 3]
+
+
+def test_early_termination_cancels_bad_trials_and_records_the_result(tmp_path):
+    # grid order is Optuna's (seeded); 0.9 and 0.2 run side by side: the bandit cuts 0.2 in the first batch
+    path = _steps_sweep(tmp_path, values=[0.9, 0.2], steps=30, pause=0.2, concurrent=2,
+                        extra="early_termination: {type: bandit, slack_factor: 0.2, delay_evaluation: 2}\n")
+    name = _unique("et")
+    result, job = cli_json("job", "create", "--file", str(path), "--name", name, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    trials = {t["parameters"]["x"]: t for t in job["trials"]}
+    assert trials[0.9]["status"] == "Completed" and not trials[0.9]["terminated_early"]
+    assert trials[0.2]["status"] == "Canceled" and trials[0.2]["terminated_early"]
+    assert job["best_trial"]["parameters"] == {"x": 0.9} and job["best_trial"]["metric"] == 0.9
+    from prefect_ml import tracking
+
+    history = tracking.get_client().get_metric_history(trials[0.2]["mlflow_run_id"], "accuracy")
+    assert 2 <= len(history) < 30  # stopped before its 30 steps
+    # the terminated trial's process is gone, it never wrote its end marker
+    cut = [pid for kind, trial, pid in _markers(tmp_path) if kind == "start" and trial == trials[0.2]["name"]]
+    assert len(cut) == 1 and not pid_alive(cut[0])
+    assert ("end", trials[0.2]["name"], cut[0]) not in _markers(tmp_path)
+    # artifacts: leaderboard table and plot image on the sweep's flow run
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[job["prefect_flow_run_id"]])))
+    kinds = {a.key: a for a in artifacts}
+    assert kinds["sweep-leaderboard"].type == "table" and kinds["sweep-plot"].type == "image"
+    assert "accuracy" in str(kinds["sweep-leaderboard"].data) and name in str(kinds["sweep-leaderboard"].data)
+    # each trial is a child flow run of the sweep and shows up in job show
+    shown = cli_json("job", "show", trials[0.9]["name"])[1]
+    assert shown["status"] == "Completed" and shown["metrics"]["accuracy"] == 0.9
+
+
+def test_missing_primary_metric_fails_listing_the_logged_metrics(tmp_path):
+    path = _steps_sweep(tmp_path, values=[0.5], steps=1, pause=0, concurrent=1)
+    path.write_text(path.read_text().replace("primary_metric: accuracy", "primary_metric: acuracy"))
+    result, job = cli_json("job", "create", "--file", str(path), "--name", _unique("nometric"), timeout=600)
+    assert result.returncode == 1
+    assert job["status"] == "Failed"
+    assert "'acuracy'" in job["error"] and "Metrics it logged: accuracy" in job["error"]

@@ -516,6 +516,8 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
 
     trials = trial_records(spec, job_name)
     best = best_of(trials, spec.goal)
+    if status == "Completed" and best is None:
+        status = "Failed"
     client = tracking.get_client()
     tags = [RunTag(tracking.TAG_STATUS, status)]
     metrics = []
@@ -544,7 +546,7 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
     create_image_artifact(image_url=data_uri, key="sweep-plot",
                           description=f"{spec.primary_metric} by trial for sweep {job_name}")
     client.set_terminated(run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
-    return {"best_trial": best, "trials": trials}
+    return {"best_trial": best, "trials": trials, "status": status}
 
 
 def describe_sweep(job, flow_run, run) -> None:

@@ -1,8 +1,10 @@
 """Sampling a sweep's search space with Optuna, in a study that persists under the job's folder.
 
 ``sampling_algorithm`` -> Optuna sampler: ``random`` -> ``RandomSampler(seed)``; ``random`` with
-``rule: sobol`` -> ``QMCSampler(qmc_type="sobol", scramble=True, seed)``; ``grid`` -> ``GridSampler``
-over the choice values; ``bayesian`` -> ``TPESampler(seed)``.
+``rule: sobol`` -> ``QMCSampler(qmc_type="sobol", scramble=True, seed)``; ``bayesian`` ->
+``TPESampler(seed)``; ``grid``: every point of the choice grid is enqueued once, in an order shuffled
+by ``seed``, with Optuna's ``Study.enqueue_trial`` (Optuna's ``GridSampler`` calls ``Study.stop`` when
+the grid is exhausted, which ask-and-tell studies do not allow).
 
 Optuna samples each parameter's *underlying* variable and :func:`to_value` maps it to Azure's value:
 ``uniform``/``quniform`` sample ``uniform(min_value, max_value)``; ``loguniform``/``qloguniform`` the
@@ -57,13 +59,24 @@ def grid_size(job: SweepJob) -> int | None:
     return math.prod(len(d.values) for d in job.search_space.values())
 
 
+def grid_points(job: SweepJob) -> list[dict[str, Any]]:
+    """Every point of a grid sweep's choice grid, in an order shuffled by ``sampling_algorithm.seed``."""
+    import itertools
+    import random
+
+    names = list(job.search_space)
+    points = [dict(zip(names, combo)) for combo in itertools.product(*(job.search_space[n].values for n in names))]
+    random.Random(job.sampling_algorithm.seed).shuffle(points)
+    return points
+
+
 def make_sampler(job: SweepJob):
     """A fresh Optuna sampler for ``job.sampling_algorithm``."""
     import optuna
 
     algo = job.sampling_algorithm
-    if algo.type == "grid":
-        return optuna.samplers.GridSampler({n: list(d.values) for n, d in job.search_space.items()}, seed=algo.seed)
+    if algo.type == "grid":  # the grid points are enqueued by SweepStudy (see grid_points)
+        return optuna.samplers.RandomSampler(seed=algo.seed)
     if algo.type == "bayesian":
         return optuna.samplers.TPESampler(seed=algo.seed)
     if algo.rule == "sobol":
@@ -106,6 +119,9 @@ class SweepStudy:
         self.study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler or make_sampler(job),
                                          direction=job.goal, load_if_exists=True)
         self.distributions = {n: optuna_distribution(d) for n, d in job.search_space.items()}
+        if job.sampling_algorithm.type == "grid" and not self.study.get_trials(deepcopy=False):
+            for point in grid_points(job):
+                self.study.enqueue_trial(point)
 
     def ask(self):
         """Draw the next configuration; returns ``(optuna_trial, {name: value})``."""
