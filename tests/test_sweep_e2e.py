@@ -64,12 +64,12 @@ p.add_argument("--x", type=float); p.add_argument("--steps", type=int); p.add_ar
 p.add_argument("--marker", type=str)
 a = p.parse_args()
 with open(a.marker, "a") as fh:
-    fh.write(f"start {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()}\\n")
+    fh.write(f"start {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()} {a.x}\\n")
 for step in range(a.steps):
     mlflow.log_metric("accuracy", a.x, step=step)
     time.sleep(a.pause)
 with open(a.marker, "a") as fh:
-    fh.write(f"end {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()}\\n")
+    fh.write(f"end {os.environ['PREFECT_ML_JOB_NAME']} {os.getpid()} {a.x}\\n")
 """
 
 
@@ -92,11 +92,13 @@ limits: {{max_total_trials: {len(values)}, max_concurrent_trials: {concurrent}}}
 {extra}""")
 
 
-def _markers(tmp_path: Path) -> list[tuple[str, str, int]]:
+def _markers(tmp_path: Path) -> list[tuple[str, str, int, float]]:
+    """(start|end, trial name, pid, x) lines the trials wrote."""
     path = tmp_path / "marker.txt"
     if not path.exists():
         return []
-    return [(w[0], w[1], int(w[2])) for w in (line.split() for line in path.read_text().splitlines()) if len(w) == 3]
+    return [(w[0], w[1], int(w[2]), float(w[3])) for w in (line.split() for line in path.read_text().splitlines())
+            if len(w) == 4]
 
 
 def test_early_termination_cancels_bad_trials_and_records_the_result(tmp_path):
@@ -115,9 +117,9 @@ def test_early_termination_cancels_bad_trials_and_records_the_result(tmp_path):
     history = tracking.get_client().get_metric_history(trials[0.2]["mlflow_run_id"], "accuracy")
     assert 2 <= len(history) < 30  # stopped before its 30 steps
     # the terminated trial's process is gone, it never wrote its end marker
-    cut = [pid for kind, trial, pid in _markers(tmp_path) if kind == "start" and trial == trials[0.2]["name"]]
+    cut = [pid for kind, trial, pid, _ in _markers(tmp_path) if kind == "start" and trial == trials[0.2]["name"]]
     assert len(cut) == 1 and not pid_alive(cut[0])
-    assert ("end", trials[0.2]["name"], cut[0]) not in _markers(tmp_path)
+    assert ("end", trials[0.2]["name"], cut[0], 0.2) not in _markers(tmp_path)
     # artifacts: leaderboard table and plot image on the sweep's flow run
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
@@ -140,3 +142,70 @@ def test_missing_primary_metric_fails_listing_the_logged_metrics(tmp_path):
     assert result.returncode == 1
     assert job["status"] == "Failed"
     assert "'acuracy'" in job["error"] and "Metrics it logged: accuracy" in job["error"]
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    from prefect_ml.specs import load_job
+    from prefect_ml.sweep.engine import sweep_dir
+    from prefect_ml.sweep.sampling import SweepStudy
+
+    values = [0.1, 0.2, 0.3, 0.4, 0.5]
+    path = _steps_sweep(tmp_path, values=values, steps=2, pause=0.2, concurrent=1)
+    name = _unique("resume")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect_ml", "job", "create", "--file", str(path), "--name", name],
+                            env=dict(os.environ), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: sum(1 for m in _markers(tmp_path) if m[0] == "end") >= 2 or proc.poll() is not None,
+                 timeout=300, what="two finished trials")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its sweep die at once, mid-way
+        proc.wait()
+    # trial processes run in their own sessions: let the one that was running end
+    wait_for(lambda: not any(pid_alive(m[2]) for m in _markers(tmp_path)), timeout=60, what="orphan trials")
+    spec = load_job(path)
+    before = SweepStudy(spec, sweep_dir(name), name).study.get_trials(deepcopy=False)
+    finished_x = {t.user_attrs["parameters"]["x"] for t in before if t.state == TrialState.COMPLETE}
+    assert 1 <= len(finished_x) < len(values)
+
+    result, job = cli_json("job", "create", "--file", str(path), "--name", name, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job["status"] == "Completed"
+    assert sorted(t["parameters"]["x"] for t in job["trials"]) == values
+    assert all(t["status"] == "Completed" for t in job["trials"])
+    starts = Counter(m[3] for m in _markers(tmp_path) if m[0] == "start")
+    assert all(starts[x] == 1 for x in finished_x), starts  # each finished trial ran exactly once
+    assert job["best_trial"]["parameters"] == {"x": 0.5}
+    # the sweep's MLflow run is the same parent before and after the resume
+    from prefect_ml import tracking
+
+    parents = {tracking.get_client().get_run(t["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+               for t in job["trials"]}
+    assert parents == {job["mlflow_run_id"]}
+
+
+def test_trials_run_on_the_task_runner_of_the_compute_dask(tmp_path, monkeypatch):
+    from prefect_dask import DaskTaskRunner
+
+    from prefect_ml import MLClient
+    from prefect_ml.compute import targets
+
+    calls = []
+
+    def dask_runner(target, *, max_workers=None):
+        calls.append((target.name, max_workers))
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": max_workers,
+                                              "dashboard_address": None})
+
+    monkeypatch.setattr(targets, "task_runner_for", dask_runner)
+    path = _steps_sweep(tmp_path, values=[0.3, 0.6], steps=1, pause=0, concurrent=2)
+    job = MLClient().jobs.create_or_update(str(path), name=_unique("dask"))
+    assert job.status == "Completed", job.error
+    assert calls == [("local", 2)]
+    assert sorted(t["parameters"]["x"] for t in job.details["trials"]) == [0.3, 0.6]
+    assert job.details["best_trial"]["metric"] == 0.6
