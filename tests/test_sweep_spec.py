@@ -162,8 +162,10 @@ def test_sdk_command_sweep_like_azure(tmp_path, monkeypatch):
     assert (sweep.limits.max_total_trials, sweep.limits.concurrency(), sweep.limits.trial_timeout) == (6, 2, 60)
     sweep.early_termination = BanditPolicy(slack_factor=0.1, evaluation_interval=1, delay_evaluation=2)
     assert sweep.early_termination.type == "bandit"
-    trial = sweep.trial_job({"lr": 0.05, "alpha": 1.0})
+    trial = sweep.trial_job({"lr": 0.05, "alpha": 1.0}, timeout=sweep.limits.trial_timeout,
+                            tags={"mlflow.parentRunId": "abc"})
     assert trial.inputs["lr"].value == 0.05 and trial.inputs["n"].value == 5
+    assert trial.limits.timeout == 60 and trial.tags["mlflow.parentRunId"] == "abc"  # trial_timeout kills a trial
     # a derived job (Azure's job(kernel=Uniform(...))) sweeps as well
     derived = command(code="src", command="python train.py --lr ${{inputs.lr}}", inputs={"lr": 0.01})(
         lr=LogUniform(-6, -1))
