@@ -137,8 +137,9 @@ class _Running:
     run_id: str | None = None
     flow_run_id: str | None = None
     history: list[float] = field(default_factory=list)
-    terminate_reason: str | None = None
-    cancel_reason: str | None = None
+    terminate_reason: str | None = None  # set when the early-termination policy stopped the trial
+    cancel_reason: str | None = None  # set once its flow run was asked to cancel
+    pending_cancel: str | None = None  # cancel as soon as its flow run exists
 
 
 def _set_flow_run_cancelling(flow_run_id: str) -> None:
@@ -298,7 +299,7 @@ class SweepRunner:
     # -- policy, limits, cancellation -------------------------------------------------------
     def _apply_policy(self) -> None:
         for r in self.running.values():
-            if r.cancel_reason or r.run_id is None or not r.history:
+            if r.cancel_reason or r.pending_cancel or r.run_id is None or not r.history:
                 continue
             decision = policies.decide(self.spec.early_termination, r.name, self.histories, self.spec.goal,
                                        self.finished)
@@ -307,17 +308,17 @@ class SweepRunner:
                 self._cancel(r, decision.reason)
 
     def _cancel(self, r: _Running, reason: str) -> None:
+        """Ask trial ``r``'s flow run to cancel (its process group is killed); later if it has none yet."""
         if r.cancel_reason:
             return
-        r.cancel_reason = reason
-        self._log("Cancelling trial %s: %s", r.name, reason)
         if r.flow_run_id is None:
             self._refresh()
-        if r.flow_run_id:
-            _set_flow_run_cancelling(r.flow_run_id)
-        else:  # not started yet: cancel as soon as its flow run exists
-            r.cancel_reason = None
-            r.terminate_reason = r.terminate_reason or reason
+        if r.flow_run_id is None:  # not started yet: cancel as soon as its flow run exists
+            r.pending_cancel = reason
+            return
+        r.cancel_reason, r.pending_cancel = reason, None
+        self._log("Cancelling trial %s: %s", r.name, reason)
+        _set_flow_run_cancelling(r.flow_run_id)
 
     def _check_limits(self, started: float) -> None:
         timeout = self.spec.limits.timeout
@@ -325,13 +326,11 @@ class SweepRunner:
             self.stop_reason = f"the sweep reached limits.timeout ({timeout} s)"
         if self.stop_reason is None and _flow_run_cancel_requested(self.flow_run_id):
             self.stop_reason = "the sweep was canceled"
-        if self.stop_reason:
-            for r in self.running.values():
-                if not r.cancel_reason:
-                    self._cancel(r, self.stop_reason)
-        for r in self.running.values():  # a terminated trial that had no flow run yet
-            if r.terminate_reason and not r.cancel_reason and r.flow_run_id:
-                self._cancel(r, r.terminate_reason)
+        for r in self.running.values():
+            if self.stop_reason and not r.cancel_reason and not r.pending_cancel:
+                self._cancel(r, self.stop_reason)
+            elif r.pending_cancel and r.flow_run_id:
+                self._cancel(r, r.pending_cancel)
 
     # -- completion ------------------------------------------------------------------------
     def _finish(self, r: _Running) -> None:
@@ -352,6 +351,9 @@ class SweepRunner:
         if status == "Completed" and self.spec.primary_metric not in metrics:
             logged = ", ".join(sorted(metrics)) or "none"
             if not self.metric_checked:
+                r.trial.set_user_attr("status", "Failed")
+                self.study.study.tell(r.trial, state=TrialState.FAIL)
+                self.finished.add(r.name)
                 raise SweepError(
                     f"Trial {r.name} completed without logging the primary metric "
                     f"'{self.spec.primary_metric}' (objective.primary_metric). Metrics it logged: {logged}. "
