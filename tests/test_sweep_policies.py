@@ -139,3 +139,15 @@ def test_decide_dispatches_on_the_policy_spec():
     assert decide(AsyncSuccessiveHalvingPolicy(reduction_factor=2), "far", table, "maximize").terminate
     assert not decide(None, "far", table, "maximize").terminate
     assert policies.KEEP.terminate is False
+
+
+def test_a_trial_ahead_of_its_peers_is_judged_where_they_are():
+    # "fast" reported 5 intervals, "slow" only 2: "fast" is compared at interval 2 (its best over 1..2)
+    table = {"fast": [0.1, 0.2, 0.9, 0.9, 0.9], "slow": [0.6, 0.7]}
+    assert policies.comparison_interval("fast", table, 1, 0) == 2
+    decision = bandit("fast", table, "maximize", slack_factor=0.1)
+    assert decision.terminate and decision.interval == 2  # 0.2 < 0.7 / 1.1
+    assert median_stopping("fast", table, "maximize").terminate  # 0.2 < median(avg(0.6, 0.7) = 0.65)
+    assert policies.comparison_interval("fast", {"fast": [1, 2, 3]}, 1, 0) == 3  # nobody to compare with
+    # with delay 3 no peer reached a due interval: judged at its own latest (no peers there: kept)
+    assert not bandit("fast", table, "maximize", slack_factor=0.1, delay_evaluation=3).terminate

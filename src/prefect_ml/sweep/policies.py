@@ -10,9 +10,10 @@ A policy is *due* at interval ``n`` when ``n >= delay_evaluation`` and ``n`` is 
 ``evaluation_interval`` (0 counts as 1): with ``evaluation_interval=1, delay_evaluation=5`` the policy
 is applied at every interval starting at interval 5, as in Azure's examples.
 
-The sweep applies the policy to every running trial at each poll, at the trial's latest due interval
-``m``, against every other trial (running or finished) that has reported interval ``m``. Because peers
-are taken as they arrive, the policy also acts on the first batch of trials (no finished trial needed).
+The sweep applies the policy to every running trial at each poll, at the trial's *comparison interval*
+``m`` (:func:`comparison_interval`: its latest due interval that some other trial also reached), against
+every other trial (running or finished) that has reported interval ``m``. Because peers are taken as
+they arrive, the policy also acts on the first batch of trials (no finished trial needed).
 """
 
 from __future__ import annotations
@@ -57,6 +58,25 @@ def latest_due_interval(n: int, evaluation_interval: int, delay_evaluation: int)
     return m if m >= 1 and m >= int(delay_evaluation or 0) else 0
 
 
+def comparison_interval(trial: str, histories: Histories, evaluation_interval: int, delay_evaluation: int) -> int:
+    """The interval a trial is judged at: its latest due interval that another trial has also reached.
+
+    A trial ahead of all its peers is judged at the latest due interval some peer has reported, so that
+    it is compared at all (in Azure the policy runs as each report arrives; here peers reporting later
+    are taken into account). Returns its latest due interval when no peer reached any (nothing to
+    compare), 0 when none is due.
+    """
+    own = len(histories.get(trial, ()))
+    latest = latest_due_interval(own, evaluation_interval, delay_evaluation)
+    if not latest:
+        return 0
+    reached = max((len(v) for tid, v in histories.items() if tid != trial), default=0)
+    if reached >= latest:
+        return latest
+    m = latest_due_interval(reached, evaluation_interval, delay_evaluation)
+    return m or latest
+
+
 def _best(values: Sequence[float], goal: str) -> float:
     return max(values) if goal == "maximize" else min(values)
 
@@ -90,7 +110,7 @@ def bandit(trial: str, histories: Histories, goal: str, *, slack_factor: float |
         goal: ``maximize`` or ``minimize``.
     """
     own = histories.get(trial, ())
-    m = latest_due_interval(len(own), evaluation_interval, delay_evaluation)
+    m = comparison_interval(trial, histories, evaluation_interval, delay_evaluation)
     if not m:
         return KEEP
     b = _best(own[:m], goal)
@@ -122,7 +142,7 @@ def median_stopping(trial: str, histories: Histories, goal: str, *, evaluation_i
     https://learn.microsoft.com/azure/machine-learning/how-to-tune-hyperparameters#median-stopping-policy
     """
     own = histories.get(trial, ())
-    m = latest_due_interval(len(own), evaluation_interval, delay_evaluation)
+    m = comparison_interval(trial, histories, evaluation_interval, delay_evaluation)
     if not m:
         return KEEP
     others = _peers(histories, m, exclude={trial})
@@ -150,7 +170,7 @@ def truncation_selection(trial: str, histories: Histories, goal: str, *, truncat
     Source: https://learn.microsoft.com/azure/machine-learning/how-to-tune-hyperparameters#truncation-selection-policy
     """
     own = histories.get(trial, ())
-    m = latest_due_interval(len(own), evaluation_interval, delay_evaluation)
+    m = comparison_interval(trial, histories, evaluation_interval, delay_evaluation)
     if not m:
         return KEEP
     pool = _peers(histories, m, exclude=(set(finished) - {trial}) if exclude_finished_jobs else set())
