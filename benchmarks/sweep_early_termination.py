@@ -56,14 +56,25 @@ def run(policy: dict | None, trials: int, label: str) -> dict:
             "best": job.details["best_trial"]["metric"], "best_trial": job.details["best_trial"]}
 
 
+def previous(name: str) -> dict:
+    from prefect_ml.specs import load_job
+    from prefect_ml.sweep.engine import best_of, trial_records
+
+    spec = load_job(EXAMPLE)
+    records = trial_records(spec, name)
+    return {"wall": float("nan"), "epochs": sum(r["intervals"] for r in records), "terminated": 0,
+            "best": best_of(records, spec.goal)["metric"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=16)
     parser.add_argument("--policy", default="median_stopping", choices=sorted(POLICIES))
     parser.add_argument("--use-current-api", action="store_true")
+    parser.add_argument("--baseline-job", help="Reuse this earlier no-termination sweep (with --use-current-api).")
     args = parser.parse_args()
     with isolated_api(args.use_current_api):
-        base = run(None, args.trials, "none")
+        base = previous(args.baseline_job) if args.baseline_job else run(None, args.trials, "none")
         cut = run(POLICIES[args.policy], args.trials, args.policy)
     saved = 1 - cut["epochs"] / base["epochs"]
     gap = (base["best"] - cut["best"]) * 100
