@@ -4,6 +4,7 @@ Public API (imported lazily so that ``import prefect_ml`` stays cheap)::
 
     from prefect_ml import command, Input, Output, MLClient, load_job
     from prefect_ml import pipeline, command_component, load_component
+    from prefect_ml import Uniform, Choice, BanditPolicy, ...  # sweep jobs (Azure's azure.ai.ml.sweep classes)
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ _LAZY = {
     "PipelineJob": "prefect_ml.specs.pipeline",
     "pipeline": "prefect_ml.pipelines.dsl",
     "command_component": "prefect_ml.pipelines.dsl",
+    **{name: "prefect_ml.specs.sweep" for name in (
+        "SweepJob", "Choice", "RandInt", "Uniform", "LogUniform", "QUniform", "QLogUniform", "Normal", "LogNormal",
+        "QNormal", "QLogNormal", "BanditPolicy", "MedianStoppingPolicy", "TruncationSelectionPolicy",
+        "AsyncSuccessiveHalvingPolicy", "ASHAPolicy")},
 }
 
 __all__ = sorted(_LAZY) + ["__version__"]

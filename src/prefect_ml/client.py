@@ -122,7 +122,9 @@ class JobOperations:
         name = name or spec.name or generate_job_name()
         spec = spec.model_copy(update={"name": name})
         spec = kind.preflight(spec)
-        if self._find_flow_run(name) is not None:
+        existing = self._find_flow_run(name)
+        can_resume = getattr(kind, "can_resume", None)  # e.g. an interrupted sweep continues under its name
+        if existing is not None and not (can_resume is not None and can_resume(spec, existing)):
             raise ValidationError([Problem("name", "a job with this name already exists; choose another name or "
                                                    "omit it to get a generated one", value=name)],
                                   file=spec.source_file)

@@ -24,6 +24,7 @@ KINDS: dict[str, str] = {
     "command": "prefect_ml.specs.command_kind",
     "pipeline": "prefect_ml.specs.pipeline_kind",
     "automl": "prefect_ml.automl.kind",
+    "sweep": "prefect_ml.specs.sweep_kind",
 }
 
 

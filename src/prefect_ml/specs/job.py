@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from prefect_ml.exceptions import Problem, ValidationError
 from prefect_ml.specs._base import Spec
@@ -190,6 +190,8 @@ class CommandJob(Spec):
     base_path: str | None = None
     source_file: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    #: Inputs given as search-space distributions (``Uniform(...)``), for :meth:`sweep`.
+    _search_space: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @field_validator("tags", "environment_variables", mode="before")
     @classmethod
@@ -271,9 +273,16 @@ class CommandJob(Spec):
         Raises:
             ValidationError: An unknown input name, or an invalid value.
         """
+        from prefect_ml.specs.sweep import SweepDistribution
+
         problems: list[Problem] = []
         new_inputs = dict(self.inputs)
+        search_space = dict(self._search_space)
         for key, value in inputs.items():
+            if isinstance(value, SweepDistribution) and key in self.inputs:
+                search_space[key] = value
+                new_inputs[key] = self.inputs[key].with_value(value.representative())
+                continue
             if key not in self.inputs:
                 problems.append(Problem(f"inputs.{key}", "unknown input (declared inputs: "
                                         f"{', '.join(self.inputs) or 'none'})", value))
@@ -285,10 +294,20 @@ class CommandJob(Spec):
         if problems:
             raise ValidationError(problems)
         job = self.model_copy(update={"inputs": new_inputs})
+        job._search_space = search_space
         problems = job.problems()
         if problems:
             raise ValidationError(problems)
         return job
+
+    def sweep(self, **kwargs: Any):
+        """Turn this job into a sweep job over its distribution-valued inputs (Azure's ``CommandJob.sweep``).
+
+        See :func:`prefect_ml.specs.sweep.sweep_from_command` for the arguments.
+        """
+        from prefect_ml.specs.sweep import sweep_from_command
+
+        return sweep_from_command(self, **kwargs)
 
 
 def job_problems(*, command: Any, inputs: dict[str, Input | None], outputs: Any, code: Any,

@@ -41,7 +41,9 @@ def command(*, command: str, code: str | os.PathLike | None = None, inputs: Mapp
     Args:
         command: Shell command, with ``${{inputs.X}}``, ``${{outputs.Y}}``, ``${{name}}`` and ``$[[ ... ]]``.
         code: Folder with the code (relative to the current directory) or a remote location.
-        inputs: Inputs by name: :class:`Input` objects, mappings or plain literals (``0.01``, ``"hello"``).
+        inputs: Inputs by name: :class:`Input` objects, mappings or plain literals (``0.01``, ``"hello"``);
+            a search-space distribution (``Uniform(0.001, 0.1)``, ``Choice([...])``) makes the input a
+            sweep parameter for :meth:`CommandJob.sweep`.
         outputs: Outputs by name: :class:`Output` objects, mappings or None (default ``uri_folder``).
         environment: Environment reference string, inline mapping (``image``, ``conda_file``, ...) or spec.
         compute: Compute target name.
@@ -63,6 +65,9 @@ def command(*, command: str, code: str | os.PathLike | None = None, inputs: Mapp
     Raises:
         ValidationError: Every problem found, at once (``file`` is None).
     """
+    from prefect_ml.specs.sweep import split_search_space
+
+    inputs, search_space = split_search_space(inputs)
     data: dict[str, Any] = {"type": "command", "command": command}
     limits_data = _plain(limits)
     if timeout is not None:
@@ -80,4 +85,7 @@ def command(*, command: str, code: str | os.PathLike | None = None, inputs: Mapp
                        ("identity", dict(identity) if identity is not None else None)):
         if value is not None:
             data[key] = value
-    return parse_job(data, base_path=Path.cwd())
+    job = parse_job(data, base_path=Path.cwd())
+    if search_space:
+        job._search_space = search_space
+    return job

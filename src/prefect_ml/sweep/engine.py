@@ -1,0 +1,593 @@
+"""The trial loop of a sweep job: sample, run trials as child command jobs, terminate early, record.
+
+Each trial is a ``command-job`` flow run (a child of the sweep's flow run, through a ``run-trial``
+task) with its own MLflow run, tagged ``mlflow.parentRunId`` = the sweep's MLflow run. Trials are
+submitted to the task runner of the sweep's compute (:func:`prefect_ml.compute.targets.task_runner_for`)
+with ``max_workers = limits.max_concurrent_trials``.
+
+While trials run, the loop polls their primary metric in MLflow (``get_metric_history``) every
+``PREFECT_ML_SWEEP_POLL_SECONDS`` (default 0.5 s), applies the early-termination policy
+(:mod:`prefect_ml.sweep.policies`) and cancels terminated trials by setting their flow run to
+Cancelling: the command runner then kills the trial's process group.
+
+State kept under ``$PREFECT_ML_HOME/jobs/<sweep name>/sweep/``: the Optuna journal and sampler
+(see :mod:`prefect_ml.sweep.sampling`) and ``state.json`` (the parent MLflow run). Re-running a sweep
+with the same name continues it: finished trials are kept, interrupted ones are run again with the
+same parameters, the sampler continues its sequence.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from prefect_ml import settings, tracking
+from prefect_ml.specs.sweep import SweepJob
+from prefect_ml.sweep import policies
+
+TAG_PARENT = "mlflow.parentRunId"
+TAG_SWEEP = "prefect_ml.sweep"
+TAG_TRIAL_NUMBER = "prefect_ml.sweep.trial_number"
+TAG_TERMINATED = "prefect_ml.sweep.terminated_early"
+TAG_TERMINATION_REASON = "prefect_ml.sweep.termination_reason"
+TAG_INTERRUPTED = "prefect_ml.sweep.interrupted"
+TAG_PARAMETERS = "prefect_ml.sweep.parameters"
+TAG_PRIMARY = "prefect_ml.sweep.primary_metric"
+TAG_GOAL = "prefect_ml.sweep.goal"
+TAG_BEST = "prefect_ml.sweep.best_trial"
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot go on (e.g. the trials do not log the primary metric)."""
+
+
+def sweep_dir(job_name: str) -> Path:
+    """Folder of a sweep's persistent state."""
+    return settings.jobs_dir() / job_name / "sweep"
+
+
+def has_state(job_name: str | None) -> bool:
+    """Whether sweep ``job_name`` has state to resume from."""
+    return bool(job_name) and (sweep_dir(job_name) / "state.json").exists()
+
+
+def poll_seconds() -> float:
+    return float(os.environ.get("PREFECT_ML_SWEEP_POLL_SECONDS", "0.5"))
+
+
+# ------------------------------------------------------------------------------------ tasks
+
+
+@task(name="start-sweep-tracking", cache_policy=NO_CACHE, persist_result=False)
+def start_sweep_tracking(spec: SweepJob, job_name: str) -> dict[str, str]:
+    """Create (or, when resuming, reopen) the sweep's MLflow parent run and link it to this flow run.
+
+    Returns:
+        ``{"run_id", "experiment_id", "experiment_name", "tracking_uri"}``.
+    """
+    from prefect.context import get_run_context
+
+    from prefect_ml.jobs import flow_run_ui_url
+    from prefect_ml.tasks.tracking import _link_flow_run
+
+    flow_run_id = str(get_run_context().task_run.flow_run_id)
+    client = tracking.get_client()
+    state_file = sweep_dir(job_name) / "state.json"
+    info = json.loads(state_file.read_text()) if state_file.exists() else None
+    tags = {tracking.TAG_FLOW_RUN_ID: flow_run_id}
+    url = flow_run_ui_url(flow_run_id)
+    if url and url != flow_run_id:
+        tags[tracking.TAG_FLOW_RUN_URL] = url
+    if info is None:
+        experiment_name = spec.experiment_name or (Path(spec.base_path).name if spec.base_path else "Default")
+        experiment_id = tracking.ensure_experiment(client, experiment_name)
+        tags.update({str(k): str(v) for k, v in spec.tags.items()})
+        tags.update({
+            tracking.TAG_JOB_NAME: job_name, tracking.TAG_JOB_TYPE: "sweep",
+            tracking.TAG_DISPLAY_NAME: spec.display_name or job_name,
+            "prefect_ml.compute": spec.compute or "local",
+            TAG_PARAMETERS: json.dumps(list(spec.search_space)), TAG_PRIMARY: spec.primary_metric,
+            TAG_GOAL: spec.goal,
+        })
+        if spec.description:
+            tags["mlflow.note.content"] = spec.description
+        run = client.create_run(experiment_id, tags=tags, run_name=spec.display_name or job_name)
+        info = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment_name": experiment_name}
+        state_file.parent.mkdir(parents=True, exist_ok=True)
+        state_file.write_text(json.dumps(info))
+    else:
+        client.update_run(info["run_id"], status="RUNNING")
+        for key, value in tags.items():
+            client.set_tag(info["run_id"], key, value)
+    _link_flow_run(flow_run_id, info["run_id"], info["experiment_id"], "sweep")
+    return {**info, "tracking_uri": tracking.tracking_uri()}
+
+
+@task(name="run-trial", cache_policy=NO_CACHE, persist_result=False)
+def run_trial(job: dict[str, Any], trial_name: str, stream: bool = False) -> dict[str, Any]:
+    """Run one trial as a ``command-job`` flow run (a child of the sweep's flow run).
+
+    Returns:
+        ``{"state": Prefect state type, "message": ..., "flow_run_id": ...}``.
+    """
+    from prefect_ml.flows.command_job import command_job
+
+    state = command_job(job=job, job_name=trial_name, stream=stream, return_state=True)
+    return {"state": state.type.value, "message": state.message,
+            "flow_run_id": str(state.state_details.flow_run_id) if state.state_details.flow_run_id else None}
+
+
+# ----------------------------------------------------------------------------------- loop
+
+
+@dataclass
+class _Running:
+    name: str
+    trial: Any  # optuna Trial
+    values: dict[str, Any]
+    future: Any
+    started: float
+    run_id: str | None = None
+    flow_run_id: str | None = None
+    history: list[float] = field(default_factory=list)
+    terminate_reason: str | None = None  # set when the early-termination policy stopped the trial
+    cancel_reason: str | None = None  # set once its flow run was asked to cancel
+    pending_cancel: str | None = None  # cancel as soon as its flow run exists
+
+
+def _set_flow_run_cancelling(flow_run_id: str) -> None:
+    from prefect.states import Cancelling
+
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        client.set_flow_run_state(flow_run_id, Cancelling(message="Terminated by the sweep"), force=True)
+
+
+def _flow_run_cancel_requested(flow_run_id: str | None) -> bool:
+    if not flow_run_id:
+        return False
+    from prefect_ml._prefect import prefect_client
+
+    try:
+        with prefect_client() as client:
+            state = client.read_flow_run(flow_run_id).state
+    except Exception:
+        return False
+    return state is not None and state.type.value in ("CANCELLING", "CANCELLED")
+
+
+class SweepRunner:
+    """Runs a sweep to the end (or its limits); see the module docstring.
+
+    Args:
+        spec: The sweep.
+        job_name: Its unique name.
+        info: The parent MLflow run (from :func:`start_sweep_tracking`).
+        flow_run_id: The sweep's own flow run (checked for cancellation).
+        stream: Echo the trials' output.
+        logger: Where progress is logged.
+    """
+
+    def __init__(self, spec: SweepJob, job_name: str, info: dict[str, str], *, flow_run_id: str | None = None,
+                 stream: bool = False, logger=None):
+        from prefect_ml.sweep.sampling import SweepStudy, grid_size
+
+        self.spec = spec
+        self.job_name = job_name
+        self.info = info
+        self.flow_run_id = flow_run_id
+        self.stream = stream
+        self.logger = logger
+        self.client = tracking.get_client()
+        self.study = SweepStudy(spec, sweep_dir(job_name), job_name)
+        size = grid_size(spec)
+        self.max_total = min(spec.limits.max_total_trials, size) if size else spec.limits.max_total_trials
+        self.concurrency = min(spec.limits.concurrency(), self.max_total)
+        self.running: dict[str, _Running] = {}
+        self.histories: dict[str, list[float]] = {}
+        self.finished: set[str] = set()
+        self.metric_checked = False
+        self.stop_reason: str | None = None
+
+    def _log(self, message: str, *args: Any) -> None:
+        if self.logger is not None:
+            self.logger.info(message, *args)
+
+    # -- resume ---------------------------------------------------------------------------
+    def _recover(self) -> int:
+        """Load finished trials; re-queue interrupted ones. Returns the number of finished trials."""
+        from optuna.trial import TrialState
+
+        done = 0
+        for t in self.study.study.get_trials(deepcopy=False):
+            name = t.user_attrs.get("job_name")
+            if t.state == TrialState.RUNNING:  # the previous sweep process died with this trial running
+                self._log("Trial %s was interrupted; running its configuration again", name)
+                self.study.study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
+                self.study.study.tell(t.number, state=TrialState.FAIL)
+                self.study.study.enqueue_trial(t.params, skip_if_exists=False)
+                self._mark_interrupted(t.user_attrs.get("mlflow_run_id"), t.user_attrs.get("flow_run_id"), name)
+                continue
+            if t.user_attrs.get("interrupted") or t.state == TrialState.WAITING:
+                continue
+            done += 1
+            if name:
+                self.histories[name] = list(t.user_attrs.get("history", []))
+                self.finished.add(name)
+                if t.state == TrialState.COMPLETE:
+                    self.metric_checked = True
+        return done
+
+    def _mark_interrupted(self, run_id: str | None, flow_run_id: str | None, name: str | None) -> None:
+        if run_id is None and name:
+            run = self._child_runs().get(name)
+            run_id = run.info.run_id if run else None
+            flow_run_id = flow_run_id or (run.data.tags.get(tracking.TAG_FLOW_RUN_ID) if run else None)
+        if run_id:
+            try:
+                self.client.set_tag(run_id, TAG_INTERRUPTED, "true")
+                self.client.set_tag(run_id, tracking.TAG_STATUS, "Canceled")
+                self.client.set_terminated(run_id, status="KILLED")
+            except Exception:  # noqa: BLE001 - best effort on a dead run
+                pass
+        if flow_run_id:
+            from prefect.states import Crashed
+
+            from prefect_ml._prefect import prefect_client
+
+            try:
+                with prefect_client() as client:
+                    client.set_flow_run_state(flow_run_id, Crashed(message="The sweep process died"), force=True)
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- MLflow polling --------------------------------------------------------------------
+    def _child_runs(self) -> dict[str, Any]:
+        runs = self.client.search_runs([self.info["experiment_id"]],
+                                       filter_string=f"tags.`{TAG_PARENT}` = '{self.info['run_id']}'",
+                                       max_results=5000)
+        return {r.data.tags.get(tracking.TAG_JOB_NAME): r for r in runs}
+
+    def _refresh(self) -> None:
+        missing = [r for r in self.running.values() if r.run_id is None]
+        if missing:
+            children = self._child_runs()
+            for r in missing:
+                run = children.get(r.name)
+                if run is not None:
+                    r.run_id = run.info.run_id
+                    r.flow_run_id = run.data.tags.get(tracking.TAG_FLOW_RUN_ID)
+                    r.trial.set_user_attr("mlflow_run_id", r.run_id)
+                    r.trial.set_user_attr("flow_run_id", r.flow_run_id)
+        for r in self.running.values():
+            if r.run_id is not None:
+                self._read_history(r)
+
+    def _read_history(self, r: _Running) -> None:
+        history = self.client.get_metric_history(r.run_id, self.spec.primary_metric)
+        history = sorted(history, key=lambda m: (m.timestamp, m.step))
+        values = [float(m.value) for m in history]
+        for i in range(len(r.history), len(values)):
+            r.trial.report(values[i], i + 1)
+        r.history = values
+        self.histories[r.name] = values
+
+    # -- submission ------------------------------------------------------------------------
+    def _submit(self, runner, done: int) -> None:
+        while (len(self.running) < self.concurrency and done + len(self.running) < self.max_total
+               and self.stop_reason is None):
+            trial, values = self.study.ask()
+            name = f"{self.job_name}_{trial.number}"
+            trial.set_user_attr("job_name", name)
+            trial.set_user_attr("parameters", values)
+            tags = {TAG_PARENT: self.info["run_id"], TAG_SWEEP: self.job_name, TAG_TRIAL_NUMBER: str(trial.number)}
+            job = self.spec.trial_job(values, name=name, tags=tags, timeout=self.spec.limits.trial_timeout)
+            self._log("Trial %s: %s", name, json.dumps(values, default=str))
+            future = runner.submit(run_trial, parameters={
+                "job": job.model_dump(mode="json", by_alias=True), "trial_name": name, "stream": self.stream})
+            self.running[name] = _Running(name, trial, values, future, time.monotonic())
+            self.histories[name] = []
+
+    # -- policy, limits, cancellation -------------------------------------------------------
+    def _apply_policy(self) -> None:
+        for r in self.running.values():
+            if r.cancel_reason or r.pending_cancel or r.run_id is None or not r.history:
+                continue
+            decision = policies.decide(self.spec.early_termination, r.name, self.histories, self.spec.goal,
+                                       self.finished)
+            if decision.terminate:
+                r.terminate_reason = decision.reason
+                self._cancel(r, decision.reason)
+
+    def _cancel(self, r: _Running, reason: str) -> None:
+        """Ask trial ``r``'s flow run to cancel (its process group is killed); later if it has none yet."""
+        if r.cancel_reason:
+            return
+        if r.flow_run_id is None:
+            self._refresh()
+        if r.flow_run_id is None:  # not started yet: cancel as soon as its flow run exists
+            r.pending_cancel = reason
+            return
+        r.cancel_reason, r.pending_cancel = reason, None
+        self._log("Cancelling trial %s: %s", r.name, reason)
+        _set_flow_run_cancelling(r.flow_run_id)
+
+    def _check_limits(self, started: float) -> None:
+        timeout = self.spec.limits.timeout
+        if self.stop_reason is None and timeout and time.monotonic() - started > timeout:
+            self.stop_reason = f"the sweep reached limits.timeout ({timeout} s)"
+        if self.stop_reason is None and _flow_run_cancel_requested(self.flow_run_id):
+            self.stop_reason = "the sweep was canceled"
+        for r in self.running.values():
+            if self.stop_reason and not r.cancel_reason and not r.pending_cancel:
+                self._cancel(r, self.stop_reason)
+            elif r.pending_cancel and r.flow_run_id:
+                self._cancel(r, r.pending_cancel)
+
+    # -- completion ------------------------------------------------------------------------
+    def _finish(self, r: _Running) -> None:
+        from optuna.trial import TrialState
+
+        outcome = r.future.result(raise_on_failure=False)
+        if not isinstance(outcome, dict):
+            outcome = {"state": "FAILED", "message": str(outcome), "flow_run_id": r.flow_run_id}
+        if r.run_id is None:
+            self._refresh()
+        if r.run_id is not None:
+            self._read_history(r)
+        status = {"COMPLETED": "Completed", "CANCELLED": "Canceled", "CANCELLING": "Canceled"}.get(
+            outcome["state"], "Failed")
+        terminated = bool(r.terminate_reason) and status == "Canceled"
+        metrics = dict(self.client.get_run(r.run_id).data.metrics) if r.run_id else {}
+        message = outcome.get("message")
+        if status == "Completed" and self.spec.primary_metric not in metrics:
+            logged = ", ".join(sorted(metrics)) or "none"
+            if not self.metric_checked:
+                r.trial.set_user_attr("status", "Failed")
+                self.study.study.tell(r.trial, state=TrialState.FAIL)
+                self.finished.add(r.name)
+                raise SweepError(
+                    f"Trial {r.name} completed without logging the primary metric "
+                    f"'{self.spec.primary_metric}' (objective.primary_metric). Metrics it logged: {logged}. "
+                    "Log it with mlflow.log_metric(name, value, step=...) or fix objective.primary_metric "
+                    "(names are matched exactly).")
+            status = "Failed"
+            message = f"the trial did not log the primary metric '{self.spec.primary_metric}' (logged: {logged})"
+        if status == "Completed":
+            self.metric_checked = True
+        attrs = {"status": status, "terminated_early": terminated, "history": r.history,
+                 "termination_reason": r.terminate_reason if terminated else None,
+                 "message": (message or "")[-2000:] if status != "Completed" else None,
+                 "flow_run_id": outcome.get("flow_run_id") or r.flow_run_id, "mlflow_run_id": r.run_id,
+                 "duration_seconds": round(time.monotonic() - r.started, 3)}
+        for key, value in attrs.items():
+            r.trial.set_user_attr(key, value)
+        if r.run_id and terminated:
+            self.client.set_tag(r.run_id, TAG_TERMINATED, "true")
+            self.client.set_tag(r.run_id, TAG_TERMINATION_REASON, r.terminate_reason[:5000])
+        if status == "Completed":
+            self.study.study.tell(r.trial, r.history[-1] if r.history else metrics[self.spec.primary_metric])
+        elif terminated and r.history:
+            self.study.study.tell(r.trial, state=TrialState.PRUNED)
+        else:
+            self.study.study.tell(r.trial, state=TrialState.FAIL)
+        self.finished.add(r.name)
+        self._log("Trial %s %s%s", r.name, status, " (terminated early)" if terminated else "")
+
+    def run(self) -> dict[str, Any]:
+        """Run trials until ``max_total_trials`` have finished or a limit stops the sweep.
+
+        Returns:
+            ``{"done": finished trials this sweep holds, "stop_reason": ...}``.
+
+        Raises:
+            SweepError: The first completed trial did not log the primary metric (running trials are
+                cancelled first).
+        """
+        from prefect_ml.compute import targets
+
+        done = self._recover()
+        started = time.monotonic()
+        target = targets.get_compute(self.spec.compute)
+        runner = targets.task_runner_for(target, max_workers=self.concurrency)
+        self._log("Sweep %s: %d of %d trials already finished; %d at a time on %s", self.job_name, done,
+                  self.max_total, self.concurrency, target.name)
+        with runner:
+            try:
+                while True:
+                    self._submit(runner, done)
+                    if not self.running:
+                        break
+                    time.sleep(poll_seconds())
+                    self._refresh()
+                    self._apply_policy()
+                    self._check_limits(started)
+                    for name in [n for n, r in self.running.items() if _done(r.future)]:
+                        r = self.running.pop(name)
+                        try:
+                            self._finish(r)
+                        finally:
+                            done += 1
+            except BaseException:
+                for r in self.running.values():
+                    try:
+                        self._cancel(r, "the sweep failed")
+                    except Exception:  # noqa: BLE001
+                        pass
+                for r in self.running.values():
+                    try:
+                        r.future.wait(30)
+                        self._finish(r)
+                    except BaseException:  # noqa: BLE001
+                        pass
+                raise
+        return {"done": done, "stop_reason": self.stop_reason}
+
+
+def _done(future) -> bool:
+    wrapped = getattr(future, "wrapped_future", None)
+    return wrapped.done() if wrapped is not None and hasattr(wrapped, "done") else future.state.is_final()
+
+
+# ---------------------------------------------------------------------------------- results
+
+
+def trial_records(spec: SweepJob, job_name: str) -> list[dict[str, Any]]:
+    """Every finished trial of the sweep (from its Optuna study), in trial order."""
+    from prefect_ml.sweep.sampling import SweepStudy
+
+    study = SweepStudy(spec, sweep_dir(job_name), job_name).study
+    out = []
+    for t in study.get_trials(deepcopy=False):
+        if t.user_attrs.get("interrupted") or "status" not in t.user_attrs:
+            continue
+        history = t.user_attrs.get("history") or []
+        out.append({"name": t.user_attrs.get("job_name"), "number": t.number, "status": t.user_attrs["status"],
+                    "parameters": t.user_attrs.get("parameters", {}),
+                    "metric": history[-1] if history else None,
+                    "terminated_early": bool(t.user_attrs.get("terminated_early")),
+                    "intervals": len(history), "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
+                    "prefect_flow_run_id": t.user_attrs.get("flow_run_id"),
+                    "duration_seconds": t.user_attrs.get("duration_seconds"),
+                    "message": t.user_attrs.get("message") or t.user_attrs.get("termination_reason")})
+    return out
+
+
+def best_of(trials: list[dict[str, Any]], goal: str) -> dict[str, Any] | None:
+    """The completed trial with the best final metric."""
+    done = [t for t in trials if t["status"] == "Completed" and t["metric"] is not None]
+    if not done:
+        return None
+    return (max if goal == "maximize" else min)(done, key=lambda t: t["metric"])
+
+
+def plot_png(trials: list[dict[str, Any]], goal: str, metric: str, path: Path) -> Path:
+    """Plot the metric of each trial (terminated trials hollow) and the best so far; save a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4), dpi=90)
+    ax = fig.add_subplot()
+    xs = [t["number"] for t in trials if t["metric"] is not None]
+    done = [(t["number"], t["metric"]) for t in trials if t["metric"] is not None and not t["terminated_early"]]
+    cut = [(t["number"], t["metric"]) for t in trials if t["metric"] is not None and t["terminated_early"]]
+    if done:
+        ax.scatter(*zip(*done), label="completed", color="tab:blue")
+    if cut:
+        ax.scatter(*zip(*cut), label="terminated early (last value)", facecolors="none", edgecolors="tab:red")
+    best, line = None, []
+    for t in sorted((t for t in trials if t["status"] == "Completed" and t["metric"] is not None),
+                    key=lambda t: t["number"]):
+        if best is None or (t["metric"] > best if goal == "maximize" else t["metric"] < best):
+            best = t["metric"]
+        line.append((t["number"], best))
+    if line:
+        ax.step(*zip(*line), where="post", label="best so far", color="tab:green")
+    ax.set_xlabel("trial")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by trial ({goal})")
+    if xs:
+        ax.legend(loc="best", fontsize="small")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png")
+    return path
+
+
+@task(name="record-sweep", cache_policy=NO_CACHE, persist_result=False)
+def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error: str | None = None
+                 ) -> dict[str, Any]:
+    """Write the sweep's result: parent-run metric and tags, leaderboard table and plot image artifacts.
+
+    Returns:
+        ``{"best_trial": ..., "trials": [...]}``.
+    """
+    import base64
+
+    from mlflow.entities import Metric, RunTag
+    from prefect.artifacts import create_image_artifact, create_table_artifact
+
+    trials = trial_records(spec, job_name)
+    best = best_of(trials, spec.goal)
+    if status == "Completed" and best is None:
+        status = "Failed"
+    client = tracking.get_client()
+    tags = [RunTag(tracking.TAG_STATUS, status)]
+    metrics = []
+    now = int(time.time() * 1000)
+    if best is not None:
+        tags.append(RunTag(TAG_BEST, best["name"]))
+        metrics.append(Metric(spec.primary_metric, best["metric"], now, 0))
+    metrics.append(Metric("trials_completed", sum(t["status"] == "Completed" for t in trials), now, 0))
+    metrics.append(Metric("trials_terminated_early", sum(t["terminated_early"] for t in trials), now, 0))
+    if error:
+        tags.append(RunTag(tracking.TAG_ERROR, error[-4000:]))
+    client.log_batch(run_id, metrics=metrics, tags=tags)
+    reverse = spec.goal == "maximize"
+    ranked = sorted(trials, key=lambda t: (t["metric"] is None, -(t["metric"] or 0) if reverse else (t["metric"] or 0)))
+    table = [{"rank": i + 1, "trial": t["name"], "status": t["status"] + (" (terminated early)"
+                                                                         if t["terminated_early"] else ""),
+              spec.primary_metric: t["metric"], "intervals": t["intervals"],
+              **{f"param:{k}": v for k, v in t["parameters"].items()}, "mlflow_run_id": t["mlflow_run_id"]}
+             for i, t in enumerate(ranked)]
+    if table:
+        create_table_artifact(table=table, key="sweep-leaderboard",
+                              description=f"Trials of sweep {job_name} by {spec.primary_metric} ({spec.goal})")
+    png = plot_png(trials, spec.goal, spec.primary_metric, sweep_dir(job_name) / "trials.png")
+    client.log_artifact(run_id, str(png), "sweep")
+    data_uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+    create_image_artifact(image_url=data_uri, key="sweep-plot",
+                          description=f"{spec.primary_metric} by trial for sweep {job_name}")
+    client.set_terminated(run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
+    return {"best_trial": best, "trials": trials, "status": status}
+
+
+def describe_sweep(job, flow_run, run) -> None:
+    """``job.details``: ``best_trial``, ``trials`` (name, status, parameters, metric, terminated_early...),
+    ``primary_metric`` and ``goal``, read from the sweep's MLflow child runs."""
+    if run is None:
+        return
+    client = tracking.get_client()
+    tags = run.data.tags
+    primary = tags.get(TAG_PRIMARY)
+    goal = tags.get(TAG_GOAL, "maximize")
+    try:
+        names = json.loads(tags.get(TAG_PARAMETERS, "[]"))
+    except ValueError:
+        names = []
+    children = client.search_runs([run.info.experiment_id],
+                                  filter_string=f"tags.`{TAG_PARENT}` = '{run.info.run_id}'", max_results=5000)
+    trials = []
+    for child in children:
+        ctags = child.data.tags
+        if ctags.get(TAG_INTERRUPTED) == "true":
+            continue
+        status = ctags.get(tracking.TAG_STATUS) or {"RUNNING": "Running"}.get(child.info.status, "Failed")
+        trials.append({"name": ctags.get(tracking.TAG_JOB_NAME), "number": int(ctags.get(TAG_TRIAL_NUMBER, -1)),
+                       "status": status, "parameters": {n: _param(child.data.params.get(n)) for n in names},
+                       "metric": child.data.metrics.get(primary),
+                       "terminated_early": ctags.get(TAG_TERMINATED) == "true",
+                       "mlflow_run_id": child.info.run_id,
+                       "prefect_flow_run_id": ctags.get(tracking.TAG_FLOW_RUN_ID)})
+    trials.sort(key=lambda t: t["number"])
+    best_name = tags.get(TAG_BEST)
+    best = next((t for t in trials if t["name"] == best_name), None) or best_of(trials, goal)
+    job.details.update({"primary_metric": primary, "goal": goal, "best_trial": best, "trials": trials})
+
+
+def _param(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
