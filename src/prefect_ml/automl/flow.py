@@ -59,32 +59,10 @@ def automl_refit(trial_id: str, data_path: str, algorithm: str, config: dict[str
 @task(name="start-tracking", cache_policy=NO_CACHE, persist_result=False)
 def start_automl_tracking(spec: AutoMLJob, job_name: str) -> dict[str, str]:
     """Create the job's MLflow run (tags as a command job's) and link it with the flow run both ways."""
-    from prefect.context import get_run_context
+    from prefect_ml.tasks.tracking import open_job_run
 
-    from prefect_ml.jobs import flow_run_ui_url
-    from prefect_ml.tasks.tracking import _link_flow_run
-
-    flow_run_id = str(get_run_context().task_run.flow_run_id)
-    client = tracking.get_client()
-    if spec.experiment_name:
-        experiment_name = spec.experiment_name
-    else:
-        folder = Path(spec.base_path).name if spec.base_path else Path.cwd().name
-        experiment_name = folder or "Default"
-    experiment_id = tracking.ensure_experiment(client, experiment_name)
-    tags = {str(k): str(v) for k, v in (spec.tags or {}).items()}
-    tags.update({tracking.TAG_JOB_NAME: job_name, tracking.TAG_JOB_TYPE: "automl",
-                 tracking.TAG_FLOW_RUN_ID: flow_run_id, tracking.TAG_DISPLAY_NAME: spec.display_name or job_name,
-                 "prefect_ml.compute": spec.compute or "local", "prefect_ml.automl.task": spec.task,
-                 "prefect_ml.automl.primary_metric": str(spec.primary_metric)})
-    if spec.description:
-        tags["mlflow.note.content"] = spec.description
-    url = flow_run_ui_url(flow_run_id)
-    if url and url != flow_run_id:
-        tags[tracking.TAG_FLOW_RUN_URL] = url
-    run = client.create_run(experiment_id, tags=tags, run_name=spec.display_name or job_name)
-    _link_flow_run(flow_run_id, run.info.run_id, experiment_id, "automl")
-    return {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment_name": experiment_name}
+    return open_job_run(spec, job_name, "automl", extra_tags={
+        "prefect_ml.automl.task": spec.task, "prefect_ml.automl.primary_metric": str(spec.primary_metric)})
 
 
 @task(name="load-data", cache_policy=NO_CACHE, persist_result=False)

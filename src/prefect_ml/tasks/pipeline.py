@@ -319,31 +319,10 @@ def start_pipeline_tracking(spec, job_name: str) -> dict[str, str]:
     Returns:
         ``{"run_id", "experiment_id", "experiment_name", "tracking_uri"}``.
     """
-    from mlflow.entities import Param
-    from prefect.context import get_run_context
+    from prefect_ml.tasks.tracking import open_job_run
 
-    from prefect_ml.jobs import flow_run_ui_url
-    from prefect_ml.tasks.tracking import _link_flow_run
-
-    flow_run_id = str(get_run_context().task_run.flow_run_id)
-    client = tracking.get_client()
-    experiment_name = spec.experiment_name or (Path(spec.base_path).name if spec.base_path else "Default") or "Default"
-    experiment_id = tracking.ensure_experiment(client, experiment_name)
-    tags = {**spec.tags, tracking.TAG_JOB_NAME: job_name, tracking.TAG_JOB_TYPE: "pipeline",
-            tracking.TAG_FLOW_RUN_ID: flow_run_id, tracking.TAG_DISPLAY_NAME: spec.display_name or job_name,
-            "prefect_ml.compute": spec.settings.default_compute or spec.compute or "local"}
-    if spec.description:
-        tags["mlflow.note.content"] = spec.description
-    url = flow_run_ui_url(flow_run_id)
-    if url and url != flow_run_id:
-        tags[tracking.TAG_FLOW_RUN_URL] = url
-    run = client.create_run(experiment_id, tags=tags, run_name=spec.display_name or job_name)
-    params = [Param(k, str(v.value)[:6000]) for k, v in spec.inputs.items() if not v.is_data and v.value is not None]
-    if params:
-        client.log_batch(run.info.run_id, params=params)
-    _link_flow_run(flow_run_id, run.info.run_id, experiment_id, "pipeline")
-    return {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment_name": experiment_name,
-            "tracking_uri": tracking.tracking_uri()}
+    return open_job_run(spec, job_name, "pipeline", params=spec.inputs, extra_tags={
+        "prefect_ml.compute": spec.settings.default_compute or spec.compute or "local"})
 
 
 def record_steps(run_id: str, steps: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ from prefect_ml.jobs import flow_run_ui_url
 from prefect_ml.specs import CommandJob
 
 
-def default_experiment_name(spec: CommandJob) -> str:
+def default_experiment_name(spec: Any) -> str:
     """Azure's rule: the experiment defaults to the name of the folder the job was submitted from."""
     if spec.experiment_name:
         return spec.experiment_name
@@ -33,10 +33,26 @@ def start_tracking(spec: CommandJob, job_name: str, job_type: str = "command") -
     Returns:
         ``{"run_id", "experiment_id", "experiment_name", "tracking_uri"}``.
     """
+    return open_job_run(spec, job_name, job_type, extra_tags={tracking.TAG_COMMAND: spec.command[:5000]},
+                        params=spec.inputs)
+
+
+def open_job_run(spec: Any, job_name: str, job_type: str, *, extra_tags: dict[str, str] | None = None,
+                 params: dict[str, Any] | None = None) -> dict[str, str]:
+    """Create a job's MLflow run from inside its flow run's task and link the two both ways.
+
+    Shared by every job kind (command, pipeline, AutoML): the experiment follows Azure's default
+    (:func:`default_experiment_name`); the run gets the job's own tags, ``prefect_ml.job_name``,
+    ``prefect_ml.job_type``, ``prefect.flow_run_id``/``_url``, ``prefect_ml.compute``, the description as
+    ``mlflow.note.content``, then ``extra_tags``; literal ``params`` (name -> Input) are logged as params.
+
+    Returns:
+        ``{"run_id", "experiment_id", "experiment_name", "tracking_uri"}``.
+    """
+    from mlflow.entities import Param
     from prefect.context import get_run_context
 
-    context = get_run_context()
-    flow_run_id = str(context.task_run.flow_run_id)
+    flow_run_id = str(get_run_context().task_run.flow_run_id)
     client = tracking.get_client()
     experiment_name = default_experiment_name(spec)
     experiment_id = tracking.ensure_experiment(client, experiment_name)
@@ -46,9 +62,9 @@ def start_tracking(spec: CommandJob, job_name: str, job_type: str = "command") -
         tracking.TAG_JOB_TYPE: job_type,
         tracking.TAG_FLOW_RUN_ID: flow_run_id,
         tracking.TAG_DISPLAY_NAME: spec.display_name or job_name,
-        tracking.TAG_COMMAND: spec.command[:5000],
         "prefect_ml.compute": spec.compute or "local",
     })
+    tags.update(extra_tags or {})
     if spec.description:
         tags["mlflow.note.content"] = spec.description
     url = flow_run_ui_url(flow_run_id)
@@ -56,12 +72,10 @@ def start_tracking(spec: CommandJob, job_name: str, job_type: str = "command") -
         tags[tracking.TAG_FLOW_RUN_URL] = url
     run = client.create_run(experiment_id, tags=tags, run_name=spec.display_name or job_name)
     run_id = run.info.run_id
-    from mlflow.entities import Param
-
-    params = [Param(name, str(item.value)[:6000]) for name, item in spec.inputs.items()
-              if not item.is_data and item.value is not None]
-    if params:
-        client.log_batch(run_id, params=params)
+    literal = [Param(name, str(item.value)[:6000]) for name, item in (params or {}).items()
+               if not item.is_data and item.value is not None]
+    if literal:
+        client.log_batch(run_id, params=literal)
     _link_flow_run(flow_run_id, run_id, experiment_id, job_type)
     return {"run_id": run_id, "experiment_id": experiment_id, "experiment_name": experiment_name,
             "tracking_uri": tracking.tracking_uri()}
