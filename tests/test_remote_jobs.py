@@ -106,9 +106,11 @@ def test_cancel_on_a_process_pool_kills_the_process_group(pool, start_worker, tm
         wait_for(lambda: not pid_alive(pid), timeout=15, what=f"pid {pid} to exit")
 
 
-def test_worker_killed_mid_run_does_not_hang_the_job(pool, start_worker, tmp_path):
-    """Killing the worker process leaves the flow run's own process running: the job still completes."""
+def test_worker_killed_mid_run_ends_the_job_failed_with_the_reason(pool, start_worker, tmp_path):
+    """SIGKILL to the worker: its flow-run process sees the worker gone and exits; the job ends Failed (Prefect
+    state Crashed) with the reason, and the command's process group is killed. Nothing hangs."""
     from prefect_ml import MLClient, command
+    from prefect_ml._prefect import prefect_client
 
     target = pool("process")
     worker = start_worker(target.name)
@@ -116,14 +118,17 @@ def test_worker_killed_mid_run_does_not_hang_the_job(pool, start_worker, tmp_pat
     pids = tmp_path / "pids.txt"
     name = _unique("orphan")
     client = MLClient()
-    client.jobs.create_or_update(command(code=str(tmp_path / "src"), command=f"python sleeper.py {pids} 3",
+    client.jobs.create_or_update(command(code=str(tmp_path / "src"), command=f"python sleeper.py {pids}",
                                          compute=target.name), name=name)
     wait_for(lambda: pids.exists() and pids.read_text(), timeout=180, what="the job's processes")
     os.kill(worker.pid, signal.SIGKILL)
     job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Completed", "Failed", "Canceled") and j,
                    timeout=120, what="the job to end after its worker died")
-    assert job.status == "Completed", job.error
-    for pid in map(int, pids.read_text().split()):  # the command's process group was cleaned up
+    assert job.status == "Failed" and job.error
+    with prefect_client() as prefect:
+        state = prefect.read_flow_run(job.prefect_flow_run_id).state
+    assert state.type.value == "CRASHED", state
+    for pid in map(int, pids.read_text().split()):  # the command's process group was killed
         wait_for(lambda: not pid_alive(pid), timeout=15, what=f"pid {pid} to exit")
 
 
