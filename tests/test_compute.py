@@ -295,3 +295,16 @@ def test_example_compute_files_parse():
     kinds = {p.name: spec_from_file(p).type for p in sorted((REPO / "examples" / "compute").glob("*.yml"))}
     assert kinds == {"cpu-cluster-local.yml": "local", "dask-gpu.yml": "dask", "k8s-gpu.yml": "kubernetes",
                      "process-pool.yml": "process"}
+
+
+def test_kubernetes_manifest_without_resources_or_selectors_is_valid(targets):
+    import kubernetes_validate
+
+    from prefect_ml.compute.submit import render_infrastructure
+
+    target = targets(name=_unique("k8s-plain"), type="kubernetes", image="local/prefect-ml:test")
+    manifest = render_infrastructure(target, {}, "plain-job")["job_manifest"]
+    kubernetes_validate.validate(manifest, "1.30", strict=True)
+    pod = manifest["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "nvidia.com/gpu" not in pod["containers"][0].get("resources", {}).get("limits", {})
