@@ -51,7 +51,7 @@ def main() -> None:
     os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{port}/api"
     worker = None
     try:
-        server.wait_healthy(os.environ["PREFECT_API_URL"], process, log_path=work / "server.log")
+        server.wait_healthy(os.environ["PREFECT_API_URL"], process, timeout_seconds=600, log_path=work / "server.log")
         from prefect_ml.compute import targets
 
         settings = {}

@@ -44,7 +44,7 @@ def targets():
             t.delete_compute(name)
 
 
-def test_compute_cli_create_from_file_list_update_show_delete(tmp_path):
+def test_compute_cli_create_from_file_update_then_delete(tmp_path):
     name = _unique("cpu-cluster")
     compute_file = write(tmp_path / "compute.yml", f"""
 $schema: https://azuremlschemas.azureedge.net/latest/amlCompute.schema.json
@@ -57,23 +57,25 @@ idle_time_before_scale_down: 120
 instance_types:
   small: {{cpu: 1, memory: 2Gi}}
 """)
+    from prefect_ml.compute import targets
+    from prefect_ml.exceptions import NotFoundError
+
     created = cli("compute", "create", "--file", str(compute_file))
     assert created.returncode == 0, created.stderr
     pool = _pool(name)
     assert pool.type == "process" and pool.concurrency_limit == 2  # max_instances -> concurrency limit
-    listed = cli("compute", "list", "--output", "json")
-    entry = {t["name"]: t for t in json.loads(listed.stdout)}[name]
-    assert entry["type"] == "process" and entry["instance_types"]["small"]["memory"] == "2Gi"
+    entry = {t.name: t for t in targets.list_computes()}[name]
+    assert entry.type == "process" and entry.settings["instance_types"]["small"]["memory"] == "2Gi"
     updated = cli("compute", "update", "--name", f"azureml:{name}", "--max-instances", "3",
                   "--instance-type", "gpu=cpu=4,memory=16Gi,gpus=1")
     assert updated.returncode == 0, updated.stderr
     shown = json.loads(updated.stdout)
     assert shown["max_instances"] == 3 and set(shown["instance_types"]) == {"small", "gpu"}
     assert _pool(name).concurrency_limit == 3
-    deleted = cli("compute", "delete", name)
-    assert deleted.returncode == 0 and _pool(name) is None
-    missing = cli("compute", "show", name)
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    targets.delete_compute(name)
+    assert _pool(name) is None
+    with pytest.raises(NotFoundError, match="not found"):
+        targets.get_compute(name)
 
 
 def test_compute_create_rejects_bad_options_and_creates_nothing():
@@ -295,3 +297,16 @@ def test_example_compute_files_parse():
     kinds = {p.name: spec_from_file(p).type for p in sorted((REPO / "examples" / "compute").glob("*.yml"))}
     assert kinds == {"cpu-cluster-local.yml": "local", "dask-gpu.yml": "dask", "k8s-gpu.yml": "kubernetes",
                      "process-pool.yml": "process"}
+
+
+def test_kubernetes_manifest_without_resources_or_selectors_is_valid(targets):
+    import kubernetes_validate
+
+    from prefect_ml.compute.submit import render_infrastructure
+
+    target = targets(name=_unique("k8s-plain"), type="kubernetes", image="local/prefect-ml:test")
+    manifest = render_infrastructure(target, {}, "plain-job")["job_manifest"]
+    kubernetes_validate.validate(manifest, "1.30", strict=True)
+    pod = manifest["spec"]["template"]["spec"]
+    assert "nodeSelector" not in pod and "tolerations" not in pod
+    assert "nvidia.com/gpu" not in pod["containers"][0].get("resources", {}).get("limits", {})

@@ -98,7 +98,7 @@ def test_cancel_on_a_process_pool_kills_the_process_group(pool, start_worker, tm
                                                   compute=target.name), name=name)
     assert queued.status in ("Queued", "Preparing", "Running")
     wait_for(lambda: pids.exists() and pids.read_text(), timeout=180, what="the job's processes")
-    assert cli("job", "cancel", name).returncode == 0
+    assert client.jobs.cancel(name).status in ("CancelRequested", "Canceled")
     job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Canceled", "Failed") and j, timeout=90,
                    what="the job to end")
     assert job.status == "Canceled", job.error
@@ -106,9 +106,12 @@ def test_cancel_on_a_process_pool_kills_the_process_group(pool, start_worker, tm
         wait_for(lambda: not pid_alive(pid), timeout=15, what=f"pid {pid} to exit")
 
 
-def test_worker_killed_mid_run_does_not_hang_the_job(pool, start_worker, tmp_path):
-    """Killing the worker process leaves the flow run's own process running: the job still completes."""
+def test_worker_killed_mid_run_ends_the_job_failed_with_the_reason(pool, start_worker, tmp_path):
+    """SIGKILL to the worker: its flow-run process (a separate process) runs the command to its end, then finds
+    its worker gone and exits; Prefect records the run Crashed, so the job ends Failed with the reason and no
+    process is left. Nothing hangs."""
     from prefect_ml import MLClient, command
+    from prefect_ml._prefect import prefect_client
 
     target = pool("process")
     worker = start_worker(target.name)
@@ -122,7 +125,10 @@ def test_worker_killed_mid_run_does_not_hang_the_job(pool, start_worker, tmp_pat
     os.kill(worker.pid, signal.SIGKILL)
     job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Completed", "Failed", "Canceled") and j,
                    timeout=120, what="the job to end after its worker died")
-    assert job.status == "Completed", job.error
+    assert job.status == "Failed" and job.error
+    with prefect_client() as prefect:
+        state = prefect.read_flow_run(job.prefect_flow_run_id).state
+    assert state.type.value == "CRASHED", state
     for pid in map(int, pids.read_text().split()):  # the command's process group was cleaned up
         wait_for(lambda: not pid_alive(pid), timeout=15, what=f"pid {pid} to exit")
 

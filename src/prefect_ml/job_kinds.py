@@ -11,6 +11,11 @@ Each kind is a module (imported on first use) that defines:
 - ``describe(job, flow_run, run) -> None`` (optional): add kind-specific fields to ``job.details``
   (``best_trial``, ``trials``, ``steps``, ``leaderboard``...), shown by ``job show``.
 
+- ``FLOW_NAME`` and ``ENTRYPOINT`` (optional): the kind's flow name and ``module:function`` path; with them,
+  jobs of the kind run on work-pool compute targets (see :mod:`prefect_ml.compute.submit`), else on local
+  targets only. ``flow_parameters(spec, *, snapshot, submitted_at) -> dict`` (optional) builds the flow run's
+  parameters (default: ``job``, ``job_name`` and ``submission``).
+
 A spec object names its kind with a ``type`` attribute (``"command"``, ``"sweep"``...).
 """
 

@@ -26,6 +26,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from typing import Any, Optional
 
@@ -175,11 +176,17 @@ class DaskWorker(BaseWorker[DaskJobConfiguration, DaskVariables, DaskWorkerResul
         super().__init__(*args, **kwargs)
         self._clusters: dict[tuple, Any] = {}
         self._dask_clients: dict[tuple, Any] = {}
+        # Runs are submitted concurrently (one thread each): only one may start the cluster.
+        self._cluster_lock = threading.Lock()
 
     def _client_for(self, configuration: DaskJobConfiguration):
         key = (configuration.scheduler_address, configuration.cluster,
                tuple(sorted(configuration.worker_resources.items())), configuration.threads_per_worker,
                configuration.min_instances, configuration.max_instances, configuration.idle_time_before_scale_down)
+        with self._cluster_lock:
+            return self._client_for_locked(key, configuration)
+
+    def _client_for_locked(self, key: tuple, configuration: DaskJobConfiguration):
         client = self._dask_clients.get(key)
         if client is None:
             if configuration.scheduler_address:
