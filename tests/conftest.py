@@ -84,3 +84,13 @@ def start_worker(tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """Undo changes a test makes to ``os.environ`` (``MLClient(tracking_uri=...)`` sets MLFLOW_TRACKING_URI)."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)

@@ -80,7 +80,8 @@ def test_job_runs_in_a_container_and_logs_metrics_to_mlflow(docker_target, tmp_p
     assert "in-container True /opt/prefect-ml" in log  # ran inside the image, with its interpreter
     assert f"run-id {job.mlflow_run_id}" in log
     assert job.metrics == {"accuracy": 0.75}
-    assert _containers(host, job.prefect_flow_run_id) == []  # the container has exited
+    # The run is Completed just before its container's process exits.
+    wait_for(lambda: _containers(host, job.prefect_flow_run_id) == [], timeout=60, what="the container to exit")
 
 
 def test_cancel_stops_the_container(docker_target, tmp_path):
