@@ -24,6 +24,7 @@ machine (or a container with that folder mounted at the same path) reads directl
 from __future__ import annotations
 
 import os
+import uuid
 import sys
 import time
 from typing import Any, Callable
@@ -175,7 +176,7 @@ def fetch_snapshot(snapshot: dict[str, Any]) -> str:
         return str(local)
     from prefect_ml.data.transfer import materialize_input
 
-    staging = settings.snapshots_dir() / f".{snapshot['hash']}.{os.getpid()}.download"
+    staging = settings.snapshots_dir() / f".{snapshot['hash']}.{os.getpid()}.{uuid.uuid4().hex[:8]}.download"
     path = materialize_input(uri, type="uri_folder", mode="download", dest=staging)
     try:
         Path(path).rename(local)

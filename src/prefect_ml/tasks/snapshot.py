@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -165,7 +166,7 @@ def take_snapshot(code: str | Path, store: Path | None = None) -> Snapshot:
     store = store or settings.snapshots_dir()
     target = store / tree_hash
     if not target.exists():
-        staging = store / f".{tree_hash}.{os.getpid()}.tmp"
+        staging = store / f".{tree_hash}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"  # threads share a pid
         shutil.rmtree(staging, ignore_errors=True)
         for rel, _, _ in entries:
             dest = staging / rel
