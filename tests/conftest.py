@@ -1,8 +1,10 @@
-"""Shared fixtures: one real ``prefect server start`` per test session.
+"""Shared fixtures: one real ``prefect server start`` per test process.
 
 The environment is set at import time, before any test module imports Prefect, so
 every test (and every subprocess it starts) talks to the same real API with its own
 ``PREFECT_HOME``, ``PREFECT_ML_HOME`` and MLflow SQLite store under a temporary folder.
+Under pytest-xdist (``-n 2``) each worker process has its own server and folders; the
+controller process, which runs no test, starts none.
 """
 
 from __future__ import annotations
@@ -28,14 +30,22 @@ from prefect_ml.compute import server as _server  # noqa: E402  (stdlib-only imp
 
 _PORT = _server.free_port()
 _LOG = _ROOT / "server.log"
-# The scheduler service creates runs of new schedules every 2 s instead of every 60 s.
-_PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG,
-                         extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"})
+_PROCESS = None
 os.environ["PREFECT_API_URL"] = f"http://127.0.0.1:{_PORT}/api"
 
 #: Folder of Azure's example job files (read-only in CI: copy before changing anything).
 SHARED = Path(os.environ.get("PREFECT_ML_SHARED_DIR") or Path(__file__).resolve().parents[2] / "shared")
 AZURE_EXAMPLES = SHARED / "azureml-examples" / "cli"
+
+
+def pytest_configure(config):
+    """Start the server while tests are collected, in every process that will run tests."""
+    global _PROCESS
+    xdist_controller = bool(getattr(config.option, "numprocesses", None)) and "PYTEST_XDIST_WORKER" not in os.environ
+    if not xdist_controller:
+        # The scheduler service creates runs of new schedules every 2 s instead of every 60 s.
+        _PROCESS = _server.spawn(_PORT, os.environ["PREFECT_HOME"], _LOG,
+                                 extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2"})
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,13 +56,14 @@ def prefect_api() -> str:
 
 
 def pytest_sessionfinish(session, exitstatus):  # noqa: ARG001
-    if "prefect" in sys.modules:  # send buffered logs and events before the API goes away
+    if _PROCESS is not None and "prefect" in sys.modules:  # send buffered logs and events before the API goes
         from prefect.events.worker import EventsWorker
         from prefect.logging.handlers import APILogWorker
 
         APILogWorker.drain_all(timeout=10)
         EventsWorker.drain_all(timeout=10)
-    _server.terminate(_PROCESS.pid)
+    if _PROCESS is not None:
+        _server.terminate(_PROCESS.pid)
     shutil.rmtree(_ROOT, ignore_errors=True)
 
 

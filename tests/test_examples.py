@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO
+from helpers import REPO, cli_json
 
 pytestmark = pytest.mark.slow
 
@@ -30,12 +30,40 @@ def _run(ml_client, path: Path, overrides=()):
     return job
 
 
-def test_breast_cancer_then_score_the_registered_model(ml_client):
-    trained = _run(ml_client, JOBS / "breast-cancer/job.yml", ["inputs.max_depth=3"])
-    assert trained.metrics["accuracy"] > 0.9 and trained.metrics["roc_auc"] > 0.95
-    assert "--max-depth 3" in Path(trained.log_path).read_text() or trained.registered_models
-    name, version = trained.registered_models["model"].split(":")
-    assert name == "breast-cancer-classifier"
+def test_breast_cancer_trains_tracks_registers_then_scores_the_registered_model(ml_client):
+    """The README's main job through the CLI, then the scoring job on the model it registered."""
+    name = f"bc_{uuid.uuid4().hex[:8]}"
+    result, job = cli_json("job", "create", "--file", str(JOBS / "breast-cancer/job.yml"), "--name", name,
+                           "--set", "inputs.max_depth=3")
+    assert result.returncode == 0, result.stderr
+    assert job["name"] == name and job["status"] == "Completed"
+    assert set(job) >= {"name", "status", "experiment_name", "mlflow_run_id", "prefect_flow_run_id", "metrics",
+                        "outputs", "log_path"}
+    assert job["metrics"]["accuracy"] > 0.9 and job["metrics"]["roc_auc"] > 0.95
+    # MLflow: the run holds the script's metrics and parameters and is linked to the flow run.
+    from prefect_ml import tracking
+
+    run = tracking.get_client().get_run(job["mlflow_run_id"])
+    assert run.data.params["max_depth"] == "3"  # the --set override reached the optional $[[--max-depth ...]]
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["prefect.flow_run_id"] == job["prefect_flow_run_id"]
+    assert run.data.metrics["accuracy"] == job["metrics"]["accuracy"]
+    # Prefect: one Completed flow run named after the job, tagged with the MLflow run id.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        (flow_run,) = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+    assert flow_run.state.is_completed()
+    assert f"mlflow_run_id:{job['mlflow_run_id']}" in flow_run.tags
+    # The model output is registered in the MLflow registry and loads.
+    (version,) = tracking.get_client().search_model_versions(f"run_id = '{job['mlflow_run_id']}'")
+    assert version.name == "breast-cancer-classifier"
+    assert job["registered_models"]["model"] == f"breast-cancer-classifier:{version.version}"
+    import mlflow.pyfunc
+
+    assert mlflow.pyfunc.load_model(version.source).metadata is not None
+
     scored = _run(ml_client, JOBS / "breast-cancer-score/job.yml")
     # azureml:breast-cancer-classifier@latest resolved through the MLflow registry to the version just trained
     assert scored.metrics["accuracy"] > 0.9
