@@ -51,7 +51,9 @@ def pytest_configure(config):
 @pytest.fixture(scope="session", autouse=True)
 def prefect_api() -> str:
     """The real Prefect API every test uses; waits for it to be healthy."""
-    _server.wait_healthy(os.environ["PREFECT_API_URL"], _PROCESS, log_path=_LOG)
+    # A generous deadline: a server's first start (migrations) takes 15-25 s on 2 idle cores but minutes on a
+    # machine loaded by other test runs.
+    _server.wait_healthy(os.environ["PREFECT_API_URL"], _PROCESS, log_path=_LOG, timeout_seconds=600)
     return os.environ["PREFECT_API_URL"]
 
 

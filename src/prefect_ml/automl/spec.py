@@ -9,13 +9,13 @@ metrics and transformers.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from prefect_ml.automl import algorithms as alg
 from prefect_ml.exceptions import Problem, ValidationError
-from prefect_ml.specs._base import Spec, SpecProblems, suggest, translate_errors
+from prefect_ml.specs._base import JobSpec, Spec, SpecProblems, suggest, translate_errors
 from prefect_ml.specs.inputs import Input, Output
 
 AZURE_AUTOML_REFERENCE = "https://learn.microsoft.com/azure/machine-learning/reference-automated-ml-tabular"
@@ -133,7 +133,7 @@ class ForecastingSettings(Spec):
         return [ids] if isinstance(ids, str) else list(ids or [])
 
 
-class AutoMLJob(Spec):
+class AutoMLJob(JobSpec):
     """An AutoML job (``type: automl``).
 
     Implements https://learn.microsoft.com/azure/machine-learning/reference-automated-ml-tabular and
@@ -156,16 +156,7 @@ class AutoMLJob(Spec):
         warnings: Notices about accepted but ignored settings (not part of Azure's schema).
     """
 
-    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
-
-    schema_: str | None = Field(default=None, alias="$schema")
     type: Literal["automl"] = "automl"
-    name: str | None = None
-    display_name: str | None = None
-    experiment_name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
-    compute: str | None = None
     log_verbosity: str | None = None
     task: Literal["classification", "regression", "forecasting"]
     primary_metric: str | None = None
@@ -188,16 +179,8 @@ class AutoMLJob(Spec):
     identity: dict[str, Any] | None = None
     queue_settings: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
-    base_path: str | None = None
-    source_file: str | None = None
-    warnings: list[str] = Field(default_factory=list)
 
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _str_tags(cls, value: Any) -> Any:
-        return {str(k): str(v) for k, v in value.items()} if isinstance(value, dict) else value
-
-    @field_validator("name", "display_name", "experiment_name", "compute", "target_column_name", mode="before")
+    @field_validator("target_column_name", mode="before")
     @classmethod
     def _scalar_to_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value

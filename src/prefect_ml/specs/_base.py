@@ -6,7 +6,7 @@ import difflib
 import re
 from typing import Any, ClassVar, Iterable
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_ml.exceptions import Problem
@@ -167,3 +167,67 @@ def translate_errors(error: PydanticValidationError, *, prefix: str = "", file: 
             msg = err.get("msg", "is invalid")
         problems.append(Problem(field=path, message=msg, value=value, file=file))
     return problems
+
+
+def str_values(value: Any) -> Any:
+    """Coerce a mapping's values to strings as Azure does for ``tags`` / ``environment_variables``.
+
+    ``None`` becomes ``{}``, booleans ``"true"``/``"false"``, a ``None`` value ``""``; non-mappings pass through
+    (pydantic then reports them).
+    """
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return {str(k): ("" if v is None else ("true" if v is True else "false" if v is False else str(v)))
+                for k, v in value.items()}
+    return value
+
+
+class SourcedSpec(Spec):
+    """Fields of every specification read from a YAML file (jobs of each type and components).
+
+    Attributes:
+        schema_: ``$schema`` (accepted, ignored).
+        description: Free text.
+        tags: Tags (values coerced to strings).
+        base_path: Absolute folder relative paths are resolved against (the file's folder, or cwd).
+        source_file: The file, when loaded from one.
+        warnings: Notices about accepted but ignored settings (not part of Azure's schema).
+    """
+
+    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    description: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    base_path: str | None = None
+    source_file: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_as_strings(cls, value: Any) -> Any:
+        return str_values(value)
+
+
+class JobSpec(SourcedSpec):
+    """Identity fields shared by every job type (command, sweep, pipeline, AutoML), as in Azure's job schemas.
+
+    Attributes:
+        type: The job type (each subclass narrows it to one literal).
+        name: Job (run) name; None to generate one.
+        display_name: Name shown in the UI.
+        experiment_name: Experiment (MLflow experiment) to record the run under.
+        compute: Compute target name (``NAME`` or ``azureml:NAME``).
+    """
+
+    type: str
+    name: str | None = None
+    display_name: str | None = None
+    experiment_name: str | None = None
+    compute: str | None = None
+
+    @field_validator("name", "display_name", "experiment_name", "compute", mode="before")
+    @classmethod
+    def _identity_scalars_as_strings(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value

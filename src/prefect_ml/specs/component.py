@@ -11,24 +11,24 @@ import hashlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 import yaml
 from pydantic import Field, PrivateAttr, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_ml.exceptions import Problem, ValidationError
-from prefect_ml.specs._base import Spec, translate_errors
+from prefect_ml.specs._base import SourcedSpec, str_values, translate_errors
 from prefect_ml.specs.environment import EnvironmentSpec
 from prefect_ml.specs.inputs import Input, Output
-from prefect_ml.specs.job import (DISTRIBUTION_TYPES, AnyDistribution, CommandJob, Resources, _str_values, is_remote,
+from prefect_ml.specs.job import (DISTRIBUTION_TYPES, AnyDistribution, CommandJob, Resources, is_remote,
                                   job_problems)
 
 AZURE_COMPONENT_REFERENCE = "https://learn.microsoft.com/azure/machine-learning/reference-yaml-component-command"
 _REQUIRED_MESSAGE = "required input has no value"
 
 
-class CommandComponent(Spec):
+class CommandComponent(SourcedSpec):
     """A command component: a versioned command with typed inputs and outputs.
 
     Implements the ``commandComponent`` schema of
@@ -59,15 +59,10 @@ class CommandComponent(Spec):
         warnings: Notices about accepted but ignored settings.
     """
 
-    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
-
-    schema_: str | None = Field(default=None, alias="$schema")
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
     version: str | None = None
     display_name: str | None = None
     type: Literal["command"] = "command"
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
     code: str | None = None
     command: str = Field(min_length=1)
     environment: EnvironmentSpec | None = None
@@ -78,16 +73,13 @@ class CommandComponent(Spec):
     additional_includes: list[str] = Field(default_factory=list)
     resources: Resources | None = None
     distribution: AnyDistribution | None = None
-    base_path: str | None = None
-    source_file: str | None = None
-    warnings: list[str] = Field(default_factory=list)
     #: The Python function of a :func:`prefect_ml.command_component` (None for YAML components).
     _python_function: Any = PrivateAttr(default=None)
 
-    @field_validator("tags", "environment_variables", mode="before")
+    @field_validator("environment_variables", mode="before")
     @classmethod
     def _coerce(cls, value: Any) -> Any:
-        return _str_values(value)
+        return str_values(value)
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

@@ -6,12 +6,12 @@ Implements https://learn.microsoft.com/azure/machine-learning/reference-yaml-job
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 from prefect_ml.exceptions import Problem, ValidationError
-from prefect_ml.specs._base import Spec
+from prefect_ml.specs._base import JobSpec, Spec, str_values
 from prefect_ml.specs.environment import EnvironmentSpec
 from prefect_ml.specs.inputs import Input, Output
 from prefect_ml.specs.templating import find_references, reference_problems
@@ -113,21 +113,12 @@ AnyDistribution = Annotated[
 DISTRIBUTION_TYPES = ("pytorch", "mpi", "tensorflow", "ray")
 
 
-def _str_values(value: Any) -> Any:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return {k: ("" if v is None else ("true" if v is True else "false" if v is False else str(v)))
-                for k, v in value.items()}
-    return value
-
-
 def is_remote(code: str) -> bool:
     """Whether ``code`` names a remote location (git, URL, asset) rather than a local folder."""
     return code.startswith(REMOTE_CODE_PREFIXES)
 
 
-class CommandJob(Spec):
+class CommandJob(JobSpec):
     """A command job: run ``command`` in ``environment`` with ``code``, ``inputs`` and ``outputs``.
 
     Implements the ``commandJob`` schema of
@@ -164,22 +155,13 @@ class CommandJob(Spec):
         warnings: Notices about accepted but ignored settings (not part of Azure's schema).
     """
 
-    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
-
-    schema_: str | None = Field(default=None, alias="$schema")
     type: Literal["command"] = "command"
-    name: str | None = None
-    display_name: str | None = None
-    experiment_name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
     code: str | None = None
     command: str = Field(min_length=1)
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
     environment: EnvironmentSpec | None = None
     environment_variables: dict[str, str] = Field(default_factory=dict)
-    compute: str | None = None
     resources: Resources | None = None
     limits: Limits | None = None
     distribution: AnyDistribution | None = None
@@ -187,23 +169,20 @@ class CommandJob(Spec):
     services: dict[str, Any] | None = None
     queue_settings: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
-    base_path: str | None = None
-    source_file: str | None = None
-    warnings: list[str] = Field(default_factory=list)
     #: Inputs given as search-space distributions (``Uniform(...)``), for :meth:`sweep`.
     _search_space: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    @field_validator("tags", "environment_variables", mode="before")
+    @field_validator("environment_variables", mode="before")
     @classmethod
     def _coerce_str_values(cls, value: Any) -> Any:
-        return _str_values(value)
+        return str_values(value)
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod
     def _none_is_empty(cls, value: Any) -> Any:
         return {} if value is None else value
 
-    @field_validator("name", "display_name", "experiment_name", "compute", "code", mode="before")
+    @field_validator("code", mode="before")
     @classmethod
     def _scalar_to_str(cls, value: Any) -> Any:
         return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value

@@ -19,15 +19,14 @@ import graphlib
 import os
 import re
 from pathlib import Path
-from typing import Any, ClassVar, Literal, Mapping
+from typing import Any, Literal, Mapping
 
 from pydantic import Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_ml.exceptions import NotFoundError, Problem, ValidationError
-from prefect_ml.specs._base import Spec, suggest, translate_errors
+from prefect_ml.specs._base import JobSpec, Spec, suggest, translate_errors
 from prefect_ml.specs.inputs import DATA_INPUT_TYPES, MODEL_TYPES, Input, Output, coerce_value, literal_type
-from prefect_ml.specs.job import _str_values
 
 AZURE_PIPELINE_REFERENCE = "https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline"
 _WHOLE = re.compile(r"^\s*\$\{\{\s*(?P<expr>.*?)\s*\}\}\s*$", re.DOTALL)
@@ -139,7 +138,7 @@ class PipelineStep(Spec):
     output_types: dict[str, str] = Field(default_factory=dict)
 
 
-class PipelineJob(Spec):
+class PipelineJob(JobSpec):
     """A pipeline job: steps connected through their inputs and outputs.
 
     Implements the ``pipelineJob`` schema of https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-pipeline.
@@ -162,28 +161,11 @@ class PipelineJob(Spec):
         warnings: Notices (unknown settings keys, ignored fields).
     """
 
-    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
-
-    schema_: str | None = Field(default=None, alias="$schema")
     type: Literal["pipeline"] = "pipeline"
-    name: str | None = None
-    display_name: str | None = None
-    experiment_name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
     settings: PipelineSettings = Field(default_factory=PipelineSettings)
     jobs: dict[str, PipelineStep] = Field(default_factory=dict)
-    compute: str | None = None
-    base_path: str | None = None
-    source_file: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags(cls, value: Any) -> Any:
-        return _str_values(value)
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod

@@ -16,14 +16,14 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping, Union
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from prefect_ml.exceptions import Problem, ValidationError
-from prefect_ml.specs._base import Spec, suggest, translate_errors
+from prefect_ml.specs._base import JobSpec, Spec, suggest, translate_errors
 from prefect_ml.specs.inputs import Input, Output
 
 #: Largest exponent whose ``exp`` is a finite float (``math.exp(709.78)`` ~ 1.8e308).
@@ -425,7 +425,7 @@ class SweepLimits(Spec):
 # ---------------------------------------------------------------------------------- the job
 
 
-class SweepJob(Spec):
+class SweepJob(JobSpec):
     """A sweep job: run ``trial`` with configurations drawn from ``search_space``.
 
     Implements the ``sweepJob`` schema of https://learn.microsoft.com/azure/machine-learning/reference-yaml-job-sweep.
@@ -439,15 +439,7 @@ class SweepJob(Spec):
         base_path: Folder the trial's relative paths resolve against.
     """
 
-    _hidden_fields: ClassVar[frozenset[str]] = frozenset({"base_path", "source_file", "warnings"})
-
-    schema_: str | None = Field(default=None, alias="$schema")
     type: Literal["sweep"] = "sweep"
-    name: str | None = None
-    display_name: str | None = None
-    experiment_name: str | None = None
-    description: str | None = None
-    tags: dict[str, str] = Field(default_factory=dict)
     trial: dict[str, Any]
     inputs: dict[str, Input] = Field(default_factory=dict)
     outputs: dict[str, Output] = Field(default_factory=dict)
@@ -456,18 +448,9 @@ class SweepJob(Spec):
     objective: Objective
     early_termination: AnyPolicy | None = None
     limits: SweepLimits = Field(default_factory=SweepLimits)
-    compute: str | None = None
     identity: dict[str, Any] | None = None
     queue_settings: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
-    base_path: str | None = None
-    source_file: str | None = None
-    warnings: list[str] = Field(default_factory=list)
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags(cls, value: Any) -> Any:
-        return {} if value is None else {k: str(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @field_validator("inputs", "outputs", mode="before")
     @classmethod
