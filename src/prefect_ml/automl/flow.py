@@ -91,7 +91,7 @@ class TrialLogger:
         self.futures.append(self.pool.submit(self._log, dict(result), task_run_id))
 
     def _log(self, result: dict[str, Any], task_run_id: str | None) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         tags = {"mlflow.parentRunId": self.parent, "prefect_ml.automl.algorithm": result["algorithm"],
                 "prefect_ml.automl.trial_status": result["status"]}
