@@ -13,7 +13,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers import cli_json
+
+
+def cli_json(*args: str, cwd: Path):
+    """Run ``prefect-ml ARGS --output json`` in this process (typer's CliRunner); a subprocess would add only
+    its start-up (imports, seconds) to what the tests check."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from prefect_ml.cli.app import app
+
+    before = os.getcwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, [*args, "--output", "json"], catch_exceptions=False)
+    finally:
+        os.chdir(before)
+    try:
+        return result, json.loads(result.stdout)
+    except ValueError as exc:
+        raise AssertionError(f"not JSON (exit {result.exit_code}):\n{result.stdout}\n{result.stderr}") from exc
 
 
 def _client():
@@ -45,8 +65,8 @@ def test_classification_with_true_false_labels(tmp_path):
     job = automl.classification(training_data=Input(type="uri_file", path=str(tmp_path / "train.csv")),
                                 test_data=Input(type="uri_file", path=str(tmp_path / "test.csv")),
                                 target_column_name="target", primary_metric="AUC_weighted", n_cross_validations=3,
-                                experiment_name="automl-tests")
-    job.set_limits(timeout_minutes=1, max_trials=8, max_concurrent_trials=2)
+                                positive_label="false", experiment_name="automl-tests")
+    job.set_limits(timeout_minutes=0.5, max_trials=5, max_concurrent_trials=2)
     job.set_training(allowed_training_algorithms=["LightGBM", "LogisticRegression", "ExtremeRandomTrees"])
     returned = _client().jobs.create_or_update(job, name="automl_breast_cancer")
     assert returned.status == "Completed", returned.error
@@ -74,6 +94,17 @@ def test_classification_with_true_false_labels(tmp_path):
     predicted = model.predict(test.drop(columns=["target"]))
     assert set(predicted) <= {"true", "false"} and predicted.dtype.kind == "U"
     assert np.mean(predicted == test["target"].to_numpy()) > 0.9
+    # positive_label "false" (malignant; by default the second label, "true") is the positive class of the binary
+    # test metrics: scikit-learn's with pos_label="false" on the registered model's predictions and probabilities
+    from sklearn.metrics import average_precision_score, precision_score, recall_score
+
+    assert best["positive_label"] == "false"
+    assert {r["name"]: r for r in returned.details["guardrails"]}["Positive label"]["details"] == "false"
+    for name, metric in (("precision_score_binary", precision_score), ("recall_score_binary", recall_score)):
+        assert returned.metrics[f"test_{name}"] == pytest.approx(metric(test["target"], predicted, pos_label="false"))
+    p_false = model.predict_proba(test.drop(columns=["target"]))[:, list(model.classes_).index("false")]
+    assert returned.metrics["test_average_precision_score_binary"] == pytest.approx(
+        average_precision_score(test["target"] == "false", p_false))
     # the table and guardrail artifacts exist in Prefect
     from prefect_ml._prefect import prefect_client
 
@@ -127,20 +158,20 @@ training_data:
   path: ./data/diabetes.parquet
 validation_data_size: 0.2
 limits:
-  timeout_minutes: 1
+  timeout_minutes: 0.25
   max_trials: 6
 training:
   allowed_training_algorithms: [LightGBM, ElasticNet]
   enable_model_explainability: true
 """)
     result, job = cli_json("job", "create", "--file", str(job_file), "--name", "automl_diabetes", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.exit_code == 0, result.stderr[-3000:]
     assert job["status"] == "Completed" and job["type"] == "automl"
     assert job["best_model"]["validation"] == "train/validation split (20% held out)"
     assert job["best_model"]["validation_score"] > 0.2
     assert job["registered_models"] == {"best_model": "automl_diabetes:1"}
     result, shown = cli_json("job", "show", "automl_diabetes", cwd=tmp_path)
-    assert result.returncode == 0 and shown["leaderboard"] == job["leaderboard"]
+    assert result.exit_code == 0 and shown["leaderboard"] == job["leaderboard"]
 
 
 def test_forecasting_several_series(tmp_path):
@@ -159,8 +190,9 @@ def test_forecasting_several_series(tmp_path):
     job = automl.forecasting(training_data=Input(type="uri_file", path=str(tmp_path / "train.csv")),
                              test_data=Input(type="uri_file", path=str(tmp_path / "test.csv")),
                              target_column_name="value", experiment_name="automl-tests")
-    job.set_forecast_settings(time_column_name="date", time_series_id_column_names=["series"], forecast_horizon=4)
-    job.set_limits(timeout_minutes=1, max_trials=6)
+    job.set_forecast_settings(time_column_name="date", time_series_id_column_names=["series"], forecast_horizon=4,
+                              country_or_region_for_holidays="US")
+    job.set_limits(timeout_minutes=0.5, max_trials=6)
     job.set_training(allowed_training_algorithms=["Naive", "SeasonalNaive", "ExponentialSmoothing", "LightGBM"],
                      enable_model_explainability=False)
     returned = _client().jobs.create_or_update(job)
@@ -169,6 +201,8 @@ def test_forecasting_several_series(tmp_path):
     assert best["validation"].startswith("rolling-origin validation: 3 origin(s), 4 step(s) apart, horizon 4")
     assert 0 <= best["validation_score"] < 0.05
     assert returned.metrics["test_normalized_root_mean_squared_error"] < 0.1
+    holidays = {r["name"]: r for r in returned.details["guardrails"]}["Holidays"]
+    assert holidays["details"] == "US" and "fall in" in holidays["description"]
     client = tracking.get_client()
     path = client.download_artifacts(returned.mlflow_run_id, "automl/forecast.json", str(tmp_path))
     forecast = json.loads(Path(path).read_text())
@@ -180,8 +214,8 @@ def test_forecasting_several_series(tmp_path):
 def test_azure_hello_automl_reaches_090_accuracy_on_its_test_data(azure_examples, tmp_path):
     folder = azure_examples / "jobs" / "basics" / "hello-automl"
     result, job = cli_json("job", "create", "--file", str(folder / "hello-automl-job-basic.yml"),
-                           "--set", "limits.timeout_minutes=1", cwd=tmp_path, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+                           "--set", "limits.timeout_minutes=0.25", cwd=tmp_path)
+    assert result.exit_code == 0, result.stderr[-3000:]
     assert job["status"] == "Completed" and job["experiment_name"] == "dpv2-cli-automl-classifier-experiment"
     model = _load_registered(job["best_model"]["registered_model"])
     from prefect_ml.data import load_mltable

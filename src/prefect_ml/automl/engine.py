@@ -52,6 +52,7 @@ class PreparedData:
         y_range: Training target max - min (normalises regression errors).
         column_types: Azure column purposes (see :mod:`prefect_ml.automl.featurize`).
         validation: How models are validated, in words (``5-fold cross-validation``...).
+        positive: Encoded index of ``positive_label`` (the positive class of the binary metrics) or None.
     """
 
     task: str
@@ -68,6 +69,7 @@ class PreparedData:
     validation: str
     forecast: dict[str, Any] | None = None
     seed: int = 0
+    positive: int | None = None
 
     @property
     def n_classes(self) -> int:
@@ -227,7 +229,9 @@ def evaluate_trial(data_path: str, algorithm: str, config: dict[str, Any], *, n_
             pred = predict(model, data.X.iloc[valid], data.task, data.n_classes)
             predictions.append(pred)
             fold_metric = M.score_predictions(data.task, data.metric, data.y[valid], pred, n_classes=data.n_classes,
-                                              y_range=data.y_range, names=(data.metric,))
+                                              y_range=data.y_range, names=(data.metric,),
+                                              sample_weight=data.weights[valid] if data.weights is not None
+                                              else None)
             losses.append(M.loss_of(data.metric, fold_metric[data.metric]))
             last = k == len(data.folds) - 1
             if not last and stop_loss is not None and np.mean(losses) > stop_loss:
@@ -247,7 +251,7 @@ def evaluate_trial(data_path: str, algorithm: str, config: dict[str, Any], *, n_
         rows = data.valid_rows
         w = data.weights[rows] if data.weights is not None else None
         result["metrics"] = M.score_predictions(data.task, data.metric, data.y[rows], pred, n_classes=data.n_classes,
-                                                y_range=data.y_range, sample_weight=w)
+                                                y_range=data.y_range, sample_weight=w, positive=data.positive)
         result["loss"] = M.loss_of(data.metric, result["metrics"][data.metric])
         result["predictions"] = pred
     else:
@@ -440,7 +444,7 @@ def _score(data: PreparedData, pred: np.ndarray, *, primary_only: bool = False) 
     rows = data.valid_rows
     w = data.weights[rows] if data.weights is not None else None
     values = M.score_predictions(data.task, data.metric, data.y[rows], pred, n_classes=data.n_classes,
-                                 y_range=data.y_range, sample_weight=w,
+                                 y_range=data.y_range, sample_weight=w, positive=data.positive,
                                  names=(data.metric,) if primary_only else None)
     return M.loss_of(data.metric, values[data.metric]), values
 

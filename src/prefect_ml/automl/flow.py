@@ -91,7 +91,7 @@ class TrialLogger:
         self.futures.append(self.pool.submit(self._log, dict(result), task_run_id))
 
     def _log(self, result: dict[str, Any], task_run_id: str | None) -> None:
-        from mlflow.entities import Metric, Param, RunTag
+        from mlflow.entities import Metric, Param
 
         tags = {"mlflow.parentRunId": self.parent, "prefect_ml.automl.algorithm": result["algorithm"],
                 "prefect_ml.automl.trial_status": result["status"]}
@@ -170,6 +170,7 @@ def fit_automl(spec: AutoMLJob, frames: dict[str, Any], *, job_dir: str, started
         prepared, rails = prepare_tabular(
             spec.task, spec.primary_metric, frames["training_data"], target=spec.target_column_name,
             valid=frames.get("validation_data"), weight=spec.weight_column_name, budget_s=budget_s,
+            positive_label=spec.positive_label,
             n_cross_validations=spec.n_cross_validations, validation_data_size=spec.validation_data_size,
             featurization=featurization)
     data_path = prepared.save(Path(job_dir) / "automl" / "prepared.pkl")
@@ -239,22 +240,27 @@ def fit_automl(spec: AutoMLJob, frames: dict[str, Any], *, job_dir: str, started
 
 
 def score_model(model, prepared, frame, spec: AutoMLJob) -> dict[str, float]:
-    """Metrics of the final model on a labelled DataFrame (test data)."""
+    """Metrics of the final model on a labelled DataFrame (test data), weighted by its ``weight_column_name``."""
     from prefect_ml.automl.prepare import check_columns
 
     check_columns(frame, {"target_column_name": spec.target_column_name}, "test")
     frame = frame[frame[spec.target_column_name].notna()]
     X = frame.drop(columns=[c for c in (spec.target_column_name, spec.weight_column_name) if c], errors="ignore")
     y_raw = frame[spec.target_column_name]
+    weights = None
+    if spec.weight_column_name and spec.weight_column_name in frame.columns:
+        weights = np.nan_to_num(frame[spec.weight_column_name].to_numpy(dtype=float), nan=0.0)
     if prepared.task == "classification":
         index = {c: i for i, c in enumerate(prepared.classes)}
         keep = y_raw.map(lambda v: v in index).to_numpy(dtype=bool)
         y = np.array([index[v] for v in y_raw[keep]])
         proba = model.predict_proba(X[keep])
-        return M.score_predictions("classification", prepared.metric, y, proba, n_classes=prepared.n_classes)
+        return M.score_predictions("classification", prepared.metric, y, proba, n_classes=prepared.n_classes,
+                                   sample_weight=weights[keep] if weights is not None else None,
+                                   positive=prepared.positive)
     pred = model.predict(X)
     return M.score_predictions("regression", prepared.metric, y_raw.to_numpy(dtype=float), pred,
-                               y_range=prepared.y_range)
+                               y_range=prepared.y_range, sample_weight=weights)
 
 
 def log_best_model(model, spec: AutoMLJob, prepared, job_name: str, run_id: str) -> dict[str, str]:
@@ -276,7 +282,10 @@ def log_best_model(model, spec: AutoMLJob, prepared, job_name: str, run_id: str)
         example = prepared.X.iloc[:5]
     signature = infer_signature(example, model.predict(example))
     requirements = [f"scikit-learn=={sklearn.__version__}", "pandas", "numpy"]
-    for package in ("lightgbm", "xgboost", "statsmodels"):
+    packages = ["lightgbm", "xgboost", "statsmodels"]
+    if prepared.forecast and prepared.forecast.get("holidays"):
+        packages.append("holidays")
+    for package in packages:
         try:
             from importlib.metadata import version
 
@@ -421,6 +430,8 @@ def automl_job(job: dict[str, Any], job_name: str | None = None, stream: bool = 
                      "test_score": test_metrics.get(spec.primary_metric), "validation": prepared.validation,
                      "model_uri": logged["model_uri"], "registered_model": logged["registered"],
                      "trials": len(outcome["results"]), "stop_reason": outcome["stop_reason"]}
+        if prepared.task == "classification" and (prepared.positive is not None or prepared.n_classes == 2):
+            best_info["positive_label"] = prepared.classes[1 if prepared.positive is None else prepared.positive]
         _log_json(client, run_id, rows, LEADERBOARD_ARTIFACT)
         _log_json(client, run_id, rails, GUARDRAILS_ARTIFACT)
         if forecast_rows is not None:

@@ -10,11 +10,15 @@ and https://learn.microsoft.com/azure/machine-learning/how-to-auto-train-forecas
 - Regression algorithms (LightGBM, ElasticNet, ...) learn the change from the last value known at the forecast
   origin from target lags (``target_lags``), a rolling mean (``target_rolling_window_size``), calendar parts and the
   series id; one model serves every series and every step of the horizon (the direct strategy).
+- With ``country_or_region_for_holidays`` (an ISO 3166 code such as ``US`` or ``DE``), regression forecasters also
+  get a ``holidays`` feature: the number of public holidays of that country in each row's period (0/1 for daily
+  data, the count per week, month or quarter for coarser data), from the ``holidays`` package.
 - Metrics are Azure's, normalised by the range of the training target.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from typing import Any
@@ -42,11 +46,71 @@ def _season_from_freq(freq: str | None) -> int:
     return 1
 
 
+@functools.lru_cache(maxsize=32)
+def _holiday_dates(country: str, first_year: int, last_year: int) -> np.ndarray:
+    """Sorted public holiday dates (``datetime64[D]``) of ``country`` in the given years (``holidays`` package)."""
+    import holidays
+
+    calendar = holidays.country_holidays(country, years=range(first_year, last_year + 1))
+    return np.array(sorted(calendar.keys()), dtype="datetime64[D]")
+
+
+def check_holiday_country(country: str) -> str:
+    """The ISO 3166 code ``country`` as the ``holidays`` package knows it (upper case).
+
+    Raises:
+        MissingDependencyError: The ``holidays`` package (the ``automl`` extra) is not installed.
+        ValidationError: ``holidays`` has no calendar for the code (the message suggests close ones).
+    """
+    try:
+        import holidays
+    except ImportError:
+        from prefect_ml.exceptions import MissingDependencyError
+
+        raise MissingDependencyError("forecasting.country_or_region_for_holidays needs the holidays package: "
+                                     "pip install 'prefect-ml[automl]'") from None
+    from prefect_ml.specs._base import suggest
+
+    code = str(country).strip().upper()
+    supported = sorted(holidays.list_supported_countries())
+    if code not in supported:
+        raise ValidationError([Problem("forecasting.country_or_region_for_holidays",
+                                       "is not an ISO 3166 country/region code with a holiday calendar"
+                                       f"{suggest(code, supported)}; e.g. US, GB, DE, FR, IN, JP", country)],
+                              title="Invalid AutoML job")
+    return code
+
+
+def holiday_counts(times: Any, freq: str, country: str) -> np.ndarray:
+    """Public holidays of ``country`` in the period that starts at each time.
+
+    Args:
+        times: Timestamps, shape (n,).
+        freq: pandas offset alias of the series (the period of a row is ``[t, t + freq)``, at least its day).
+        country: ISO 3166 code (see :func:`check_holiday_country`).
+
+    Returns:
+        Counts, shape (n,): 0/1 for daily or finer data, the number of holidays in the week/month/quarter/year
+        otherwise.
+    """
+    t = pd.DatetimeIndex(pd.to_datetime(times))
+    if len(t) == 0:
+        return np.zeros(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ends = t + pd.tseries.frequencies.to_offset(freq)
+    start_days = t.normalize().to_numpy().astype("datetime64[D]")
+    end_days = np.maximum(ends.normalize().to_numpy().astype("datetime64[D]"), start_days + np.timedelta64(1, "D"))
+    dates = _holiday_dates(country, int(t.min().year), int(ends.max().year))
+    return (np.searchsorted(dates, end_days, "left") - np.searchsorted(dates, start_days, "left")).astype(float)
+
+
 def prepare_forecast(spec, frame: pd.DataFrame, *, featurization: dict[str, Any]):
     """Guardrails and :class:`~prefect_ml.automl.engine.PreparedData` for a forecasting job.
 
     Raises:
-        ValidationError: Missing columns, an unparseable time column or too little history for one fold.
+        ValidationError: Missing columns, an unparseable time column, too little history for one fold or an
+            unknown ``country_or_region_for_holidays``.
     """
     from prefect_ml.automl.engine import PreparedData
     from prefect_ml.automl.prepare import check_columns, guardrail
@@ -119,11 +183,18 @@ def prepare_forecast(spec, frame: pd.DataFrame, *, featurization: dict[str, Any]
                                else "done", f"{short} series shorter than 2 x horizon + 2 ("
                                f"{fs.short_series_handling_config or 'kept'})"))
     rails.append(guardrail("Label type", "passed", f"numeric target, range {float(np.ptp(y)):.6g}"))
+    country = check_holiday_country(fs.country_or_region_for_holidays) if fs.country_or_region_for_holidays else None
+    if country:
+        counts_per_step = holiday_counts(times, str(freq), country)
+        rails.append(guardrail("Holidays", "done", f"{int(counts_per_step.sum())} public holidays of {country} "
+                               f"fall in {int((counts_per_step > 0).sum())} of {len(times)} time steps; regression "
+                               "forecasters get them as the 'holidays' feature", country))
     settings = {"time": time_col, "ids": ids, "horizon": horizon, "freq": str(freq), "season": season,
-                "lags": lag_list, "window": window}
+                "lags": lag_list, "window": window, "holidays": country}
     prepared = PreparedData(task="forecasting", metric=spec.primary_metric, X=X, y=y, weights=None, folds=folds,
                             refit_rows=np.arange(len(X)), classes=None, y_range=float(np.ptp(y)) or 1.0,
-                            column_types={c: "Numeric" for c in ["trend"] + [f"lag{i}" for i in lag_list]},
+                            column_types={c: "Numeric" for c in ["trend"] + [f"lag{i}" for i in lag_list]
+                                          + (["holidays"] if country else [])},
                             featurization=featurization, validation=rails[0]["description"], forecast=settings)
     return prepared, rails
 
@@ -164,7 +235,8 @@ class Forecaster(BaseEstimator):
     Args:
         algorithm: Azure algorithm name (a time-series one, ``Baseline`` = Naive, or a regression one).
         config: Hyperparameters.
-        settings: ``time``, ``ids``, ``horizon``, ``freq``, ``season``, ``lags``, ``window``.
+        settings: ``time``, ``ids``, ``horizon``, ``freq``, ``season``, ``lags``, ``window``, ``holidays`` (an
+            ISO 3166 code or None).
     """
 
     def __init__(self, algorithm: str, config: dict[str, Any], settings: dict[str, Any], n_jobs: int = 1,
@@ -255,6 +327,8 @@ class Forecaster(BaseEstimator):
         out["dayofweek"] = t.dt.day_of_week.to_numpy()
         out["dayofyear"] = t.dt.day_of_year.to_numpy()
         out["hour"] = t.dt.hour.to_numpy()
+        if self.settings.get("holidays"):
+            out["holidays"] = holiday_counts(t, self.settings["freq"], self.settings["holidays"])
         out["season_pos"] = positions % max(1, self.settings["season"])
         out["series"] = np.full(len(positions), self.series_codes_.get(key, -1))
         out["step"] = np.clip(positions - (n_hist - 1), 1, None) if not training else np.full(len(positions), h)

@@ -4,6 +4,12 @@ Definitions: https://learn.microsoft.com/azure/machine-learning/how-to-understan
 (classification: weighted averages over classes, ``norm_macro_recall = (macro recall - R) / (1 - R)`` with
 ``R = 1 / n_classes``; regression and forecasting: errors normalised by the range of the training target,
 ``normalized_root_mean_squared_error = RMSE / (max(y) - min(y))``).
+
+Binary metrics (``AUC_binary``, ``average_precision_score_binary``, ``precision_score_binary``,
+``recall_score_binary``, ``f1_score_binary``) treat one class as positive: ``positive_label`` when the job sets
+it (also for more than two classes: that class against the rest), else, for two classes, the second class in the
+label encoding's order, as Azure does
+(https://learn.microsoft.com/azure/machine-learning/how-to-understand-automated-ml#binary-vs-multiclass-classification-metrics).
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ MINIMIZE = frozenset({"normalized_root_mean_squared_error", "normalized_mean_abs
 
 CLASSIFICATION_REPORT = ("accuracy", "AUC_weighted", "average_precision_score_weighted", "norm_macro_recall",
                          "precision_score_weighted", "recall_score_weighted", "f1_score_weighted", "log_loss")
+BINARY_REPORT = ("AUC_binary", "average_precision_score_binary", "precision_score_binary", "recall_score_binary",
+                 "f1_score_binary")
 REGRESSION_REPORT = ("r2_score", "spearman_correlation", "normalized_root_mean_squared_error",
                      "normalized_mean_absolute_error", "root_mean_squared_error", "mean_absolute_error")
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int, *,
-                           sample_weight: np.ndarray | None = None, names: tuple[str, ...] = CLASSIFICATION_REPORT
-                           ) -> dict[str, float]:
+                           sample_weight: np.ndarray | None = None, names: tuple[str, ...] = CLASSIFICATION_REPORT,
+                           positive: int | None = None) -> dict[str, float]:
     """Classification metrics.
 
     Args:
@@ -33,7 +41,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
         proba: Class probabilities, shape (n, n_classes).
         n_classes: Number of classes of the training data.
         sample_weight: Optional weights, shape (n,).
-        names: Metrics to compute.
+        names: Metrics to compute (binary ones, see :data:`BINARY_REPORT`, only with a positive class).
+        positive: Encoded index of the positive class for the binary metrics (default: 1 with two classes;
+            with more classes, binary metrics need it).
 
     Returns:
         Metric name -> value (NaN when undefined, e.g. AUC with one class present).
@@ -44,9 +54,16 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
     labels = list(range(n_classes))
     out: dict[str, float] = {}
     w = sample_weight
+    if positive is None and n_classes == 2:
+        positive = 1
     for name in names:
         try:
-            if name == "accuracy":
+            if name in BINARY_REPORT:
+                if positive is None:
+                    continue
+                value = _binary_metric(name, np.asarray(y_true) == positive, np.asarray(proba)[:, positive],
+                                       y_pred == positive, w)
+            elif name == "accuracy":
                 value = m.accuracy_score(y_true, y_pred, sample_weight=w)
             elif name == "AUC_weighted":
                 value = _auc_weighted(y_true, proba, labels, w)
@@ -74,6 +91,20 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, n_classes: int
             value = math.nan
         out[name] = float(value)
     return out
+
+
+def _binary_metric(name: str, is_positive: np.ndarray, score: np.ndarray, predicted_positive: np.ndarray, w) -> float:
+    """One binary metric: the positive class against the rest (scores: its probability)."""
+    from sklearn import metrics as m
+
+    if name == "AUC_binary":
+        return m.roc_auc_score(is_positive, score, sample_weight=w) if 0 < is_positive.sum() < len(is_positive) \
+            else math.nan
+    if name == "average_precision_score_binary":
+        return m.average_precision_score(is_positive, score, sample_weight=w) if is_positive.any() else math.nan
+    scorer = {"precision_score_binary": m.precision_score, "recall_score_binary": m.recall_score,
+              "f1_score_binary": m.f1_score}[name]
+    return scorer(is_positive, predicted_positive, sample_weight=w, zero_division=0)
 
 
 def _auc_weighted(y_true, proba, labels, w) -> float:
@@ -134,14 +165,18 @@ def value_of(metric: str, loss: float) -> float:
 
 
 def score_predictions(task: str, metric: str, y_true: np.ndarray, pred: np.ndarray, *, n_classes: int = 0,
-                      y_range: float = 1.0, sample_weight: np.ndarray | None = None, names: Any = None
-                      ) -> dict[str, float]:
-    """All report metrics (and ``metric``) for predictions ``pred`` (probabilities for classification)."""
+                      y_range: float = 1.0, sample_weight: np.ndarray | None = None, names: Any = None,
+                      positive: int | None = None) -> dict[str, float]:
+    """All report metrics (and ``metric``) for predictions ``pred`` (probabilities for classification).
+
+    ``positive`` is the encoded positive class of the binary metrics (see :func:`classification_metrics`).
+    """
     if task == "classification":
-        wanted = tuple(names or CLASSIFICATION_REPORT)
+        wanted = tuple(names or CLASSIFICATION_REPORT + BINARY_REPORT)
         if metric not in wanted:
             wanted = (metric,) + wanted
-        return classification_metrics(y_true, pred, n_classes, sample_weight=sample_weight, names=wanted)
+        return classification_metrics(y_true, pred, n_classes, sample_weight=sample_weight, names=wanted,
+                                      positive=positive)
     wanted = tuple(names or REGRESSION_REPORT)
     if metric not in wanted:
         wanted = (metric,) + wanted

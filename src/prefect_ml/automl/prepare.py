@@ -132,14 +132,20 @@ def guardrails_markdown(rails: list[dict[str, Any]]) -> str:
 
 def prepare_tabular(task: str, metric: str, train: pd.DataFrame, *, target: str, valid: pd.DataFrame | None,
                     weight: str | None, budget_s: float, n_cross_validations: Any, validation_data_size: float | None,
-                    featurization: dict[str, Any], seed: int = 0):
+                    featurization: dict[str, Any], seed: int = 0, positive_label: Any = None):
     """Guardrails and :class:`~prefect_ml.automl.engine.PreparedData` for classification and regression.
+
+    Args:
+        weight: ``weight_column_name``: sample weights passed to every estimator's ``fit`` and to the metrics;
+            never a feature.
+        positive_label: The positive class of the binary metrics (see :func:`resolve_positive_label`).
 
     Returns:
         ``(prepared, guardrails)``.
 
     Raises:
-        ValidationError: Missing columns, no rows with a label, or a regression target that is not numeric.
+        ValidationError: Missing columns, no rows with a label, a regression target that is not numeric, or a
+            ``positive_label`` that is not one of the classes.
     """
     from prefect_ml.automl.engine import PreparedData, choose_folds, encode_labels
     from prefect_ml.automl.featurize import infer_column_types
@@ -173,6 +179,7 @@ def prepare_tabular(task: str, metric: str, train: pd.DataFrame, *, target: str,
         if len(classes) < 2:
             raise ValidationError([Problem("target_column_name", "classification needs at least two classes; the "
                                            "training data has one", str(classes[0]))], title="Invalid AutoML data")
+        positive = resolve_positive_label(positive_label, classes)
         counts = np.bincount(y[: len(train)], minlength=len(classes))
         ratio = counts.min() / counts.max() if counts.max() else 1.0
         rails.append(guardrail("Class balancing detection", "alerted" if ratio < IMBALANCE_RATIO else "passed",
@@ -180,6 +187,12 @@ def prepare_tabular(task: str, metric: str, train: pd.DataFrame, *, target: str,
                                    " (imbalanced: consider AUC_weighted or norm_macro_recall)"
                                    if ratio < IMBALANCE_RATIO else ""),
                                {str(c): int(n) for c, n in zip(classes, counts)}))
+        if positive is not None or len(classes) == 2:
+            index = positive if positive is not None else 1
+            rails.append(guardrail("Positive label", "passed", f"binary metrics treat {classes[index]!r} as the "
+                                   "positive class" + ("" if positive is not None else
+                                                       " (the second label; set positive_label to choose)"),
+                                   str(classes[index])))
         y_range = 1.0
     else:
         numeric = pd.to_numeric(y_raw, errors="coerce")
@@ -189,6 +202,7 @@ def prepare_tabular(task: str, metric: str, train: pd.DataFrame, *, target: str,
                                            f"found {bad!r}", target)], title="Invalid AutoML data")
         y = numeric.to_numpy(dtype=float)
         y_range = float(np.ptp(y[: len(train)])) or 1.0
+        positive = None
         rails.append(guardrail("Label type", "passed", f"numeric target, range {y_range:.6g}"))
     column_types = infer_column_types(X, overrides=featurization.get("column_name_and_types"),
                                       mode=featurization.get("mode", "auto"))
@@ -227,5 +241,28 @@ def prepare_tabular(task: str, metric: str, train: pd.DataFrame, *, target: str,
     rails.insert(0, guardrail("Validation split handling", "done", f"models are validated on {scheme}"))
     prepared = PreparedData(task=task, metric=metric, X=X, y=y, weights=weights, folds=folds, refit_rows=refit_rows,
                             classes=classes, y_range=y_range, column_types=column_types,
-                            featurization=featurization, validation=scheme, seed=seed)
+                            featurization=featurization, validation=scheme, seed=seed, positive=positive)
     return prepared, rails
+
+
+def resolve_positive_label(positive_label: Any, classes: list[Any]) -> int | None:
+    """The encoded index of ``positive_label`` among ``classes``.
+
+    The label is matched exactly first, then by its text, so that YAML's ``positive_label: 1`` or ``true`` finds
+    the class ``"1"`` or ``"true"`` of a CSV (and ``"1"`` finds the class 1).
+
+    Raises:
+        ValidationError: The label is not one of the classes (the message lists them).
+    """
+    if positive_label is None:
+        return None
+    for i, c in enumerate(classes):
+        if c == positive_label and type(c) is type(positive_label):
+            return i
+    text = str(positive_label).lower() if isinstance(positive_label, bool) else str(positive_label)
+    matches = [i for i, c in enumerate(classes) if (str(c).lower() if isinstance(c, bool) else str(c)) == text]
+    if len(matches) == 1:
+        return matches[0]
+    raise ValidationError([Problem("positive_label", "is not one of the labels of the training data; labels: "
+                                   + ", ".join(repr(c) for c in classes[:20]), positive_label)],
+                          title="Invalid AutoML data")

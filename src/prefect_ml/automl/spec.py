@@ -108,7 +108,8 @@ class ForecastingSettings(Spec):
         frequency: pandas offset alias of the series (inferred when not given).
         target_lags: Lags of the target used as features by regression models (``auto``: the seasonality).
         target_rolling_window_size: Window of rolling mean/min/max features of the target.
-        country_or_region_for_holidays: Accepted; holiday features are not built.
+        country_or_region_for_holidays: ISO 3166 code (``US``, ``DE``...): regression forecasters get the number
+            of its public holidays in each time step as a feature (the ``holidays`` package).
         seasonality: Season length in steps (``auto``: inferred from the frequency).
         short_series_handling_config: ``auto``/``pad``/``drop``/null: what to do with series too short to validate.
         target_aggregate_function: ``sum``/``max``/``min``/``mean``: aggregate rows that share a time step.
@@ -150,8 +151,11 @@ class AutoMLJob(JobSpec):
         test_data: Data the best model is scored on at the end.
         validation_data_size: Fraction of the training data held out when no validation data is given.
         n_cross_validations: Folds of cross-validation (``auto``: 5 folds below 10 000 rows, else a 10 % holdout).
-        weight_column_name: Sample weights column.
-        positive_label: Label of the positive class for binary metrics.
+        weight_column_name: Sample weights column: passed to every estimator's ``fit`` and to the metrics (validation
+            and test); never a feature.
+        positive_label: The positive class of the binary metrics (``AUC_binary``, ``precision_score_binary``...),
+            written as the label appears in the data (``"yes"``, ``1``, ``"true"``); default for two classes: the
+            second label in sorted order.
         test_data_size: Fraction of the training data held out as test data.
         warnings: Notices about accepted but ignored settings (not part of Azure's schema).
     """
@@ -238,9 +242,7 @@ class AutoMLJob(JobSpec):
         for present, text in ((self.identity, "identity is accepted but has no effect in prefect-ml"),
                               (self.featurization.enable_dnn_featurization,
                                "featurization.enable_dnn_featurization is not supported; ignored"),
-                              (self.training.enable_dnn_training, "training.enable_dnn_training is not supported; ignored"),
-                              (self.forecasting and self.forecasting.country_or_region_for_holidays,
-                               "forecasting.country_or_region_for_holidays: holiday features are not built; ignored")):
+                              (self.training.enable_dnn_training, "training.enable_dnn_training is not supported; ignored")):
             if present and text not in self.warnings:
                 self.warnings.append(text)
         if problems:
