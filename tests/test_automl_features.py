@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import AZURE_EXAMPLES
 from prefect_ml.exceptions import ValidationError
 
-TITANIC = Path(__file__).resolve().parents[2] / "shared" / "azureml-examples" / "cli" / "assets" / "data" / \
-    "sample-data" / "titanic.csv"
+TITANIC = AZURE_EXAMPLES / "assets" / "data" / "sample-data" / "titanic.csv"
 
 
 def _prepare(task, metric, frame, target, tmp_path, **kwargs):
