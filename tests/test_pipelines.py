@@ -147,7 +147,7 @@ def after(inp: Input(type="uri_folder"), out: Output(type="uri_folder") = None):
     shutil.copy(Path(inp, "ok.txt"), Path(out, "copied.txt"))
 
 
-@command_component
+@command_component(is_deterministic=False)
 def independent(text: str = "x", times: int = 2, out: Output(type="uri_folder") = None):
     Path(out, "text.txt").write_text(text * times)
 """
@@ -180,11 +180,18 @@ def test_failure_cancels_dependents_and_a_rerun_resumes(ml_client, tmp_path):
     assert "check" in _steps(failed)["after"]["error"]
 
     marker.write_text("present")
-    resumed = ml_client.jobs.create_or_update(job, name=_name())
+    # Retrying the failed job: submitted again under its name, it resumes from the failed step; the finished
+    # step is this run's own (kept even though `independent` is not deterministic), the failed one runs again.
+    resumed = ml_client.jobs.create_or_update(job, name=failed.name)
     assert resumed.status == "Completed", resumed.error
+    assert resumed.prefect_flow_run_id != failed.prefect_flow_run_id
     rerun = _steps(resumed)
     assert [rerun[n]["reused"] for n in ("independent", "check", "after")] == [True, False, False], rerun
+    assert rerun["independent"]["reused_from"] == f"{failed.name}_independent"
     assert Path(resumed.outputs["text"], "text.txt").read_text() == "ababab"
+    assert ml_client.jobs.get(failed.name).status == "Completed"
+    with pytest.raises(ValidationError, match="already exists"):  # a completed job keeps its name
+        ml_client.jobs.validate(job, name=failed.name)
 
 
 def test_example_training_pipeline_yaml_then_python(ml_client):
@@ -230,3 +237,200 @@ def test_without_continue_on_step_failure_running_steps_are_canceled(ml_client, 
     assert job.status == "Failed" and states == {"broken": "Failed", "slow": "Canceled", "later": "Canceled"}
     assert "exited with code 3" in _steps(job)["broken"]["error"]
     assert "canceled" in _steps(job)["slow"]["error"].lower()  # killed, not left to finish its sleep
+
+
+REMOTE = """
+type: pipeline
+settings: {default_compute: local}
+outputs:
+  copy: {type: uri_folder}
+jobs:
+  on_pool:
+    compute: azureml:POOL
+    command: echo "$STEP_WHERE" > ${{outputs.out}}/where.txt
+    outputs: {out: }
+  here:
+    command: cp ${{inputs.x}}/where.txt ${{outputs.copy}}/where.txt && echo "local-$STEP_WHERE" >> ${{outputs.copy}}/where.txt
+    inputs: {x: "${{parent.jobs.on_pool.outputs.out}}"}
+    outputs: {copy: "${{parent.outputs.copy}}"}
+"""
+
+
+def test_a_step_on_a_process_pool_feeds_a_local_step(ml_client, start_worker, tmp_path):
+    from prefect_ml import load_job
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.compute import targets
+
+    target = targets.create_compute(targets.parse_spec({"name": f"pl-pool-{uuid.uuid4().hex[:8]}", "type": "process"}))
+    try:
+        start_worker(target.name, env={"STEP_WHERE": "worker"})  # only the worker's processes have it
+        job = ml_client.jobs.create_or_update(load_job(write(tmp_path / "remote.yml",
+                                                             REMOTE.replace("POOL", target.name))), name=_name())
+        assert job.status == "Completed", (job.error, job.details)
+        # the local step read what the worker's step wrote, through the datastore
+        assert Path(job.outputs["copy"], "where.txt").read_text() == "worker\nlocal-\n"
+        steps = _steps(job)
+        assert steps["on_pool"]["compute"] == f"azureml:{target.name}" and steps["here"]["compute"] == "local"
+        with prefect_client() as client:
+            remote = client.read_flow_run(steps["on_pool"]["prefect_flow_run_id"])
+            local = client.read_flow_run(steps["here"]["prefect_flow_run_id"])
+            parent_task = client.read_task_run(remote.parent_task_run_id)
+        assert remote.work_pool_name == target.name and remote.deployment_id is not None  # command-job/POOL
+        assert local.deployment_id is None and local.parent_task_run_id is not None  # a subflow
+        assert parent_task.name == "step-on_pool" and str(parent_task.flow_run_id) == job.prefect_flow_run_id
+    finally:
+        targets.delete_compute(target.name)
+
+
+def test_sweep_step_on_a_work_pool_is_rejected_naming_the_step(ml_client, tmp_path):
+    from prefect_ml import load_job
+    from prefect_ml.compute import targets
+
+    target = targets.create_compute(targets.parse_spec({"name": f"pl-pool-{uuid.uuid4().hex[:8]}", "type": "process"}))
+    try:
+        path = write(tmp_path / "p.yml", SWEEP.replace("default_compute: local", f"default_compute: {target.name}"))
+        write(tmp_path / "src" / "trial.py", TRIAL)
+        with pytest.raises(ValidationError) as exc:
+            ml_client.jobs.validate(load_job(path))
+        (problem,) = exc.value.problems
+        assert problem.field == "settings.default_compute" and "step tune is a sweep step" in problem.message
+        assert target.name in problem.message and "local or a dask target" in problem.message
+    finally:
+        targets.delete_compute(target.name)
+
+
+TRIAL = """
+import os, sys
+from pathlib import Path
+from mlflow.tracking import MlflowClient
+
+x, out = float(sys.argv[1]), Path(sys.argv[2])
+MlflowClient().log_metric(os.environ["MLFLOW_RUN_ID"], "score", x)
+out.mkdir(parents=True, exist_ok=True)
+(out / "x.txt").write_text(str(x))
+"""
+
+SWEEP = """
+type: pipeline
+settings: {default_compute: local}
+outputs:
+  best: {type: uri_folder}
+jobs:
+  tune:
+    type: sweep
+    trial:
+      code: src
+      command: python trial.py ${{search_space.x}} ${{outputs.model}}
+    sampling_algorithm: grid
+    search_space:
+      x: {type: choice, values: [0.2, 0.7]}
+    objective: {goal: maximize, primary_metric: score}
+    limits: {max_total_trials: 2, max_concurrent_trials: 1}
+    outputs:
+      model: {type: uri_folder}
+  use_best:
+    command: cp ${{inputs.best}}/x.txt ${{outputs.out}}/best.txt
+    inputs: {best: "${{parent.jobs.tune.outputs.model}}"}
+    outputs: {out: "${{parent.outputs.best}}"}
+"""
+
+
+def test_sweep_step_outputs_its_best_trial_to_the_next_step(ml_client, tmp_path):
+    from prefect_ml import load_job
+
+    write(tmp_path / "src" / "trial.py", TRIAL)
+    job = ml_client.jobs.create_or_update(load_job(write(tmp_path / "p.yml", SWEEP)), name=_name())
+    assert job.status == "Completed", (job.error, job.details)
+    tune = _steps(job)["tune"]
+    sweep = ml_client.jobs.get(tune["job_name"])
+    assert sweep.type == "sweep" and len(sweep.details["trials"]) == 2
+    assert tune["best_trial"] == sweep.details["best_trial"]["name"]
+    assert sweep.details["best_trial"]["metric"] == 0.7
+    assert Path(job.outputs["best"], "best.txt").read_text() == "0.7"  # the best trial's output, downstream
+
+
+AUTOML = """
+type: pipeline
+settings: {default_compute: local}
+inputs:
+  iris: {type: uri_file, path: ./iris.csv}
+outputs:
+  model: {type: mlflow_model}
+jobs:
+  auto:
+    type: automl
+    task: classification
+    primary_metric: accuracy
+    target_column_name: target
+    training_data: ${{parent.inputs.iris}}
+    validation_data_size: 0.3
+    limits: {timeout_minutes: 1, max_trials: 2, max_concurrent_trials: 1}
+    training:
+      allowed_training_algorithms: [LogisticRegression]
+      enable_vote_ensemble: false
+      enable_stack_ensemble: false
+    outputs:
+      best_model: ${{parent.outputs.model}}
+  inspect:
+    command: ls ${{inputs.model}} > ${{outputs.listing}}/files.txt
+    inputs:
+      model: {type: mlflow_model, path: "${{parent.jobs.auto.outputs.best_model}}"}
+    outputs: {listing: }
+"""
+
+
+def test_automl_step_registers_its_best_model_and_feeds_the_next_step(ml_client, tmp_path):
+    from sklearn.datasets import load_iris
+
+    from prefect_ml import load_job
+
+    load_iris(as_frame=True).frame.to_csv(tmp_path / "iris.csv", index=False)
+    job = ml_client.jobs.create_or_update(load_job(write(tmp_path / "p.yml", AUTOML)), name=_name())
+    assert job.status == "Completed", (job.error, job.details)
+    steps = _steps(job)
+    auto = ml_client.jobs.get(steps["auto"]["job_name"])
+    assert auto.type == "automl" and auto.details["best_model"]["registered_model"]
+    ref = auto.registered_models["best_model"]
+    assert steps["auto"]["registered_models"] == {"best_model": ref}
+    listing = Path(ml_client.jobs.get(steps["inspect"]["job_name"]).outputs["listing"], "files.txt").read_text()
+    assert "MLmodel" in listing.split()  # the best model reached the next step
+    result, shown = cli_json("job", "show", job.name)
+    assert result.returncode == 0 and shown["registered_models"] == {"model": ref}
+
+
+RETRIED = """
+type: pipeline
+settings: {default_compute: local}
+jobs:
+  once:
+    command: echo ran >> COUNT && echo done > ${{outputs.out}}/once.txt
+    is_deterministic: false
+    outputs: {out: }
+  flaky:
+    command: test -f FLAG || { touch FLAG; exit 4; }; cp ${{inputs.x}}/once.txt ${{outputs.out}}/
+    inputs: {x: "${{parent.jobs.once.outputs.out}}"}
+    outputs: {out: "${{parent.outputs.out}}"}
+outputs:
+  out: {type: uri_folder}
+"""
+
+
+def test_prefect_flow_run_retry_resumes_from_the_failed_step(ml_client, tmp_path):
+    """A Prefect retry of the pipeline's flow run (``retries`` on the flow) keeps the steps that finished."""
+    from prefect_ml import load_job
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.flows.pipeline_job import pipeline_job
+
+    text = RETRIED.replace("COUNT", str(tmp_path / "count.txt")).replace("FLAG", str(tmp_path / "flag"))
+    spec = ml_client.jobs.validate(load_job(write(tmp_path / "p.yml", text)), name=_name())
+    state = pipeline_job.with_options(retries=1, retry_delay_seconds=0)(
+        job=spec.model_dump(mode="json", by_alias=True), job_name=spec.name, return_state=True)
+    assert state.is_completed(), state.message
+    with prefect_client() as client:
+        assert client.read_flow_run(state.state_details.flow_run_id).run_count == 2  # failed once, then retried
+    assert (tmp_path / "count.txt").read_text() == "ran\n"  # the finished step did not run again
+    job = ml_client.jobs.get(spec.name)
+    assert job.status == "Completed" and Path(job.outputs["out"], "once.txt").read_text() == "done\n"
+    steps = _steps(job)
+    assert steps["once"]["reused"] and steps["once"]["reused_from"] == f"{spec.name}_once"
+    assert not steps["flaky"]["reused"] and steps["flaky"]["status"] == "Completed"
