@@ -3,6 +3,7 @@ step reuse, failure propagation and resume, and the example training pipeline.""
 
 from __future__ import annotations
 
+import json
 import shutil
 import textwrap
 import uuid
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, cli_json, write
+from helpers import REPO, cli_in_process, write
 from prefect_ml.exceptions import ValidationError
 
 pytestmark = pytest.mark.slow
@@ -28,25 +29,57 @@ def ml_client():
     return MLClient()
 
 
+def _show(name: str) -> dict:
+    """``prefect-ml job show NAME --output json`` (in this process), parsed."""
+    result = cli_in_process("job", "show", name, "--output", "json")
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def _steps(job) -> dict[str, dict]:
     return {s["name"]: s for s in job.details["steps"]}
 
 
-@pytest.mark.parametrize("file", ["hello-pipeline-io-serverless.yml", "hello-pipeline-default-artifacts-serverless.yml",
-                                  "hello-pipeline-customize-output-file-serverless.yml"])
-def test_azure_shell_pipelines_run_unchanged(ml_client, azure_examples, file):
-    from prefect_ml import load_job
+def _log(ml_client, step) -> str:
+    return Path(ml_client.jobs.get(step["job_name"]).log_path).read_text()
 
-    job = ml_client.jobs.create_or_update(load_job(azure_examples / "jobs/basics" / file), name=_name())
-    assert job.status == "Completed", (job.error, job.details)
-    steps = _steps(job)
-    assert all(s["status"] == "Completed" and s["mlflow_run_id"] for s in steps.values())
-    if "customize-output-file" in file:  # ${{parent.outputs.output}} with ${{name}} = the pipeline's name
-        assert Path(job.outputs["output"]).read_text() == "world\n" and job.name in job.outputs["output"]
-    else:  # world_job read hello_job's output through the datastore
-        world = steps["world_job"]
-        log = (Path(ml_client.jobs.get(world["job_name"]).log_path)).read_text()
-        assert "world" in log
+
+def test_every_azure_hello_pipeline_runs_unchanged(ml_client, azure_examples):
+    """All 14 ``hello-pipeline*.yml`` files are made of shell steps, and all run unchanged.
+
+    The 7 ``-serverless`` files run on the local compute. Their twins name ``azureml:cpu-cluster`` (created
+    here as a local compute target) and differ in nothing else: their steps are the same components with the
+    same inputs, so they complete by reusing the twins' steps, as Azure reuses them.
+    """
+    from prefect_ml import load_job
+    from prefect_ml.compute import targets
+
+    files = sorted((azure_examples / "jobs/basics").glob("hello-pipeline*.yml"), key=lambda f: "serverless" not in f.name)
+    assert len(files) == 14
+    targets.create_compute(targets.parse_spec({"name": "cpu-cluster", "type": "local"}))
+    try:
+        for file in files:
+            job = ml_client.jobs.create_or_update(load_job(file), name=_name())
+            assert job.status == "Completed", (file.name, job.error, job.details)
+            steps = _steps(job)
+            assert all(s["status"] == "Completed" and s["mlflow_run_id"] for s in steps.values()), file.name
+            assert all(s["reused"] for s in steps.values()) == ("serverless" not in file.name), file.name
+            if "-io" in file.name or "default-artifacts" in file.name:  # world_job read hello_job's output
+                assert "world" in _log(ml_client, steps["world_job"])
+            elif "customize-output-file" in file.name:  # ${{parent.outputs.output}}, ${{name}} = the pipeline's
+                assert Path(job.outputs["output"]).read_text() == "world\n"
+                if "serverless" in file.name:
+                    assert job.name in job.outputs["output"]
+            elif "customize-output-folder" in file.name:
+                assert Path(steps["hello_world"]["outputs"]["output"], "hello_world-folder.txt").read_text() == "world\n"
+            elif "-abc" in file.name:
+                assert "hello hello world" in _log(ml_client, steps["a"])
+                world = Path(steps["b"]["outputs"]["world_output"], "world.txt")
+                assert world.read_text() == "world\n" and "/world.txt" in _log(ml_client, steps["c"])
+            else:  # hello-pipeline, hello-pipeline-settings
+                assert "hello" in _log(ml_client, steps["hello_job"])
+    finally:
+        targets.delete_compute("cpu-cluster")
 
 
 def test_cluster_compute_is_rejected_before_running_with_the_fix(ml_client, azure_examples):
@@ -120,12 +153,14 @@ def test_independent_steps_overlap_and_identical_steps_are_reused(ml_client, tmp
     assert changed["a"]["reused"] and not changed["b"]["reused"] and not changed["join"]["reused"]
     assert Path(third.outputs["joined"], "joined.txt").read_text() == "alpha\ngamma\n"
 
-    result, shown = cli_json("job", "show", third.name)
-    assert result.returncode == 0 and shown["type"] == "pipeline"
+    shown = _show(third.name)
+    assert shown["type"] == "pipeline"
     assert [(s["name"], s["status"], s["reused"]) for s in shown["steps"]] == [
         ("a", "Completed", True), ("b", "Completed", False), ("join", "Completed", False)]
     assert all(s["prefect_flow_run_id"] and s["mlflow_run_id"] and s["duration_seconds"] is not None
-               for s in shown["steps"])
+               and s["prefect_flow_run_url"].endswith(s["prefect_flow_run_id"]) for s in shown["steps"])
+    assert shown["steps"][1]["duration_seconds"] > 0 and shown["steps"][1]["compute"] == "local"
+    assert shown["steps"][0]["reused_from"] == steps["a"]["job_name"]  # a reused step links the run it reused
 
 
 STEPS = """
@@ -206,6 +241,9 @@ def test_example_training_pipeline_yaml_then_python(ml_client):
     assert evaluated.metrics["accuracy"] > 0.95 and evaluated.metrics["roc_auc"] > 0.98
     registered = ml_client.jobs.get(steps["register_model"]["job_name"]).registered_models["registered_model"]
     assert registered.startswith("breast-cancer-pipeline-classifier:")
+    # the pipeline lists the model versions its steps registered, keyed by the pipeline output
+    assert from_yaml.registered_models == {"registered_model": registered}
+    assert steps["register_model"]["registered_models"] == {"registered_model": registered}
 
     spec = importlib.util.spec_from_file_location("example_pipeline", REPO / "examples/pipelines/pipeline.py")
     module = importlib.util.module_from_spec(spec)
@@ -217,6 +255,7 @@ def test_example_training_pipeline_yaml_then_python(ml_client):
     assert [python_steps[n]["reused"] for n in ("prepare_data", "train_model", "evaluate_model", "register_model")] \
         == [True, True, True, False]
     assert not ml_client.jobs.get(python_steps["register_model"]["job_name"]).registered_models  # below threshold
+    assert from_python.registered_models == {}
 
 
 def test_without_continue_on_step_failure_running_steps_are_canceled(ml_client, tmp_path):
@@ -394,8 +433,7 @@ def test_automl_step_registers_its_best_model_and_feeds_the_next_step(ml_client,
     assert steps["auto"]["registered_models"] == {"best_model": ref}
     listing = Path(ml_client.jobs.get(steps["inspect"]["job_name"]).outputs["listing"], "files.txt").read_text()
     assert "MLmodel" in listing.split()  # the best model reached the next step
-    result, shown = cli_json("job", "show", job.name)
-    assert result.returncode == 0 and shown["registered_models"] == {"model": ref}
+    assert _show(job.name)["registered_models"] == {"model": ref}
 
 
 RETRIED = """
