@@ -69,3 +69,16 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
+
+
+def cli_in_process(*args: str) -> subprocess.CompletedProcess:
+    """Run ``prefect-ml ARGS`` in this process (typer's ``CliRunner``): the same commands as :func:`cli`
+    without the few seconds a new Python process costs. Returns ``returncode``, ``stdout`` and ``stderr``."""
+    from typer.testing import CliRunner
+
+    from prefect_ml.cli.app import app
+
+    result = CliRunner().invoke(app, list(args))
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return subprocess.CompletedProcess(["prefect-ml", *args], result.exit_code, result.stdout, result.stderr)

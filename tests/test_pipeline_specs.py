@@ -361,9 +361,14 @@ def test_registered_components_by_version_and_latest(tmp_path, component_dir):
 
 @pytest.mark.slow
 def test_component_cli_create_list_show(component_dir):
+    import json
     import uuid
 
-    from helpers import cli, cli_json
+    from helpers import cli_in_process as cli
+
+    def cli_json(*args):
+        result = cli(*args, "--output", "json")
+        return result, json.loads(result.stdout) if result.returncode == 0 else None
 
     name = f"cli_{uuid.uuid4().hex[:8]}"
     path = write(component_dir / "cli.yml", COMPONENT.replace("name: train", f"name: {name}"))

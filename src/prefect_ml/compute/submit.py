@@ -208,7 +208,7 @@ def job_variables(spec, target: ComputeTarget) -> dict[str, Any]:
 
 
 def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = False,
-               printer: Callable[[str], None] = print):
+               printer: Callable[[str], None] = print, parent_task_run_id: UUID | str | None = None):
     """Submit a validated job to a work-pool compute target.
 
     Args:
@@ -216,6 +216,7 @@ def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = Fals
         target: Its compute target (default: ``get_compute(spec.compute)``); must not be local.
         stream: Follow the job's logs until it ends (printing each with ``printer``).
         printer: Where streamed log lines go.
+        parent_task_run_id: The task run the flow run is a child of (a pipeline step), shown nested under it.
 
     Returns:
         The :class:`~prefect_ml.jobs.Job`: ``Queued`` at once, or finished when ``stream``.
@@ -238,7 +239,7 @@ def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = Fals
     with prefect_client() as client:
         flow_run = client.create_flow_run_from_deployment(
             deployment_id, parameters=parameters, name=spec.name, tags=[JOB_TAG, f"{JOB_TAG}:{spec.type}"],
-            job_variables=variables or None)
+            job_variables=variables or None, parent_task_run_id=parent_task_run_id)
     if snapshot is not None:
         print(f"Code snapshot {snapshot['hash'][:12]} uploaded in {snapshot['upload_seconds']:.2f}s to "
               f"{snapshot['uri']}", file=sys.stderr)

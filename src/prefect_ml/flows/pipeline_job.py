@@ -9,7 +9,8 @@ from prefect import flow
 from prefect.states import Completed, Failed
 
 from prefect_ml.specs.pipeline import PipelineJob
-from prefect_ml.tasks.pipeline import record_steps, request_cancel, run_step, start_pipeline_tracking
+from prefect_ml.tasks.pipeline import (record_steps, request_cancel, run_step, start_pipeline_tracking,
+                                       step_registered_models)
 from prefect_ml.tasks.tracking import record_result
 
 
@@ -25,8 +26,9 @@ def _flow_run_name() -> str:
 def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool = False):
     """Run a pipeline job: every step a child run, independent steps at once, in dependency order.
 
-    Steps run as ``pipeline-step`` tasks on the task runner of the pipeline's default compute
-    (:func:`prefect_ml.compute.targets.task_runner_for`); each command step is a ``command-job`` subflow.
+    Steps run as ``pipeline-step`` tasks on the local compute's task runner (threads,
+    :func:`prefect_ml.compute.targets.task_runner_for`); each command step is a ``command-job`` subflow on the
+    local compute, or a flow run of the ``command-job/POOL`` deployment when its compute is a work pool.
     Data moves between steps as storage URIs (outputs written to the datastore, inputs read from there).
     When a step fails, steps depending on it are canceled; without ``settings.continue_on_step_failure``
     no new step starts and running steps are canceled. See
@@ -55,7 +57,7 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
     order = spec.order()
     records: dict[str, dict[str, Any]] = {}
     failed_any = False
-    target = compute_target(spec.settings.default_compute or spec.compute)
+    target = compute_target(None)  # steps are dispatched from threads; each runs on its own compute
     try:
         with task_runner_for(target, max_workers=max(1, len(order))) as runner:
             running: dict[Any, str] = {}
@@ -108,6 +110,7 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
                          timings={"total": round(time.monotonic() - started, 3)}, error=f"{type(exc).__name__}: {exc}")
         raise
     steps = [records[n] for n in order]
+    registered = step_registered_models(spec, steps)
     record_steps(info["run_id"], steps)
     outputs = {}
     for name, step in spec.jobs.items():
@@ -126,7 +129,7 @@ def pipeline_job(job: dict[str, Any], job_name: str | None = None, stream: bool 
     timings = {s["name"]: s["duration_seconds"] or 0.0 for s in steps}
     timings["total"] = round(time.monotonic() - started, 3)
     record_result(info["run_id"], status=status, outputs=outputs, log_path=None, workdir=None, timings=timings,
-                  error=message)
+                  error=message, registered_models=registered)
     if reused:
         logger.info("Reused steps: %s", ", ".join(reused))
     return Failed(message=message) if bad else Completed(message=f"Pipeline {job_name} completed")

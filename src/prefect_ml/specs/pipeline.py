@@ -304,6 +304,10 @@ class _RawStep:
         self.ok = True
 
 
+#: Outputs a step kind always has, with their types (Azure: an AutoML step outputs ``best_model``, an MLflow model).
+KIND_OUTPUTS: dict[str, dict[str, str]] = {"automl": {"best_model": "mlflow_model"}}
+
+
 def _first_pass(name: str, raw: Any, ctx: _Ctx) -> _RawStep:
     step = _RawStep(name)
     field = f"jobs.{name}"
@@ -324,8 +328,12 @@ def _first_pass(name: str, raw: Any, ctx: _Ctx) -> _RawStep:
             step.ok = False
             return step
         outputs = data.get("outputs") or {}
-        step.declared_outputs = {k: (v.get("type", "uri_folder") if isinstance(v, Mapping) else "uri_folder")
-                                 for k, v in outputs.items()} if isinstance(outputs, Mapping) else {}
+        defaults = KIND_OUTPUTS.get(step.type, {})
+        step.declared_outputs = dict(defaults)
+        if isinstance(outputs, Mapping):
+            step.declared_outputs.update({
+                k: (v.get("type") if isinstance(v, Mapping) and v.get("type") else defaults.get(k, "uri_folder"))
+                for k, v in outputs.items()})
         return step
     if "component" in data:
         unknown = set(data) - {"type", "component", "inputs", "outputs", "name", *_STEP_OVERRIDES, *_STEP_KEYS}

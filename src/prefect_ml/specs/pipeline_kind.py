@@ -10,6 +10,9 @@ from prefect_ml.specs.pipeline import parse_pipeline
 TYPE = "pipeline"
 #: Azure's serverless compute: compute managed for you, which here is the local compute.
 SERVERLESS = frozenset({"serverless", "azureml:serverless"})
+#: Compute types on which sweep and AutoML steps can run (in the pipeline's process, trials on the
+#: compute's task runner: threads, or the Dask cluster).
+IN_PROCESS_TYPES = frozenset({"local", "dask"})
 
 
 def parse(data, *, base_path, source_file, file, problems):
@@ -28,7 +31,9 @@ def preflight(spec):
     """Check every step's compute, code folder, environment and unbound inputs; change nothing.
 
     Raises:
-        ValidationError: A compute target is unknown or not local (field ``jobs.STEP.compute``).
+        ValidationError: A compute target is unknown, or a sweep/AutoML step's compute is a work pool other
+            than dask (field ``jobs.STEP.compute``). Command steps run on any target: work pools get them
+            as flow runs of their ``command-job/POOL`` deployment.
         NotFoundError: An input, data asset, model, datastore or code folder does not exist.
         ConfigurationError: An environment cannot be resolved.
     """
@@ -44,9 +49,13 @@ def preflight(spec):
         compute = spec.step_compute(name)
         try:
             target = compute_target(compute)
-            if not target.is_local:
-                problems.append(Problem(f"jobs.{name}.compute", f"pipeline steps run on the local compute in this "
-                                        f"version; {target.name} is a {target.type} target", compute, spec.source_file))
+            if step.type != "command" and target.type not in IN_PROCESS_TYPES:
+                field = f"jobs.{name}.compute" if step.compute else "settings.default_compute"
+                problems.append(Problem(field, f"step {name} is a {step.type} step: it runs in the pipeline's "
+                                        f"process with its trials on the compute's task runner, so its compute "
+                                        f"must be local or a dask target; {target.name} is a {target.type} work "
+                                        f"pool (run command steps there, or set jobs.{name}.compute=local)",
+                                        compute, spec.source_file))
         except NotFoundError as exc:
             field = f"jobs.{name}.compute" if step.compute else "settings.default_compute"
             problems.append(Problem(field, f"{exc}; set it to local or serverless (e.g. --set "
@@ -67,6 +76,18 @@ def preflight(spec):
     if problems:
         raise ValidationError(problems, file=spec.source_file)
     return spec
+
+
+def can_resume(spec, flow_run) -> bool:
+    """Whether submitting ``spec`` under the name of an existing pipeline job retries that job.
+
+    A pipeline job that ended Failed, Crashed or Cancelled can be submitted again under its name
+    (``prefect-ml job create --file F --name NAME``): its steps that finished are reused, the others run.
+    A job that completed or is still running keeps its name.
+    """
+    state = getattr(flow_run, "state", None)
+    return (state is not None and state.is_final() and not state.is_completed()
+            and "prefect-ml:pipeline" in (flow_run.tags or []))
 
 
 def run(spec, *, stream: bool = False) -> Any:

@@ -165,6 +165,25 @@ def _child_outputs(flow_run_id) -> tuple[dict[str, str], str | None]:
     return outputs, run_ids[0]
 
 
+def _best_trial_outputs(sweep_run_id: str | None) -> tuple[str | None, dict[str, str]]:
+    """A sweep step's outputs: its best trial's (Azure: a sweep step outputs what its best trial wrote).
+
+    Returns:
+        ``(best trial job name, output name -> URI)``; ``(None, {})`` when the sweep recorded no best trial.
+    """
+    from prefect_ml.sweep.engine import TAG_BEST
+
+    if not sweep_run_id:
+        return None, {}
+    client = tracking.get_client()
+    best = client.get_run(sweep_run_id).data.tags.get(TAG_BEST)
+    run = tracking.find_job_run(client, best) if best else None
+    if run is None:
+        return best, {}
+    return best, {k[len(tracking.TAG_OUTPUT_PREFIX):]: v for k, v in run.data.tags.items()
+                  if k.startswith(tracking.TAG_OUTPUT_PREFIX)}
+
+
 def _step_run_name() -> str:
     from prefect.runtime import task_run
 
@@ -239,9 +258,17 @@ def run_step(spec_data: dict[str, Any], step_name: str, upstream: dict[str, dict
                 record.update(status="Canceled", error="canceled: another step failed and "
                               "settings.continue_on_step_failure is false")
                 return record
-            logger.info("Step %s: running command job %s", step_name, job.name)
-            state = command_job(job=job.model_dump(mode="json", by_alias=True), job_name=job.name, stream=stream,
-                                return_state=True)
+            from prefect_ml.specs.pipeline_kind import compute_target
+
+            target = compute_target(spec.step_compute(step_name))
+            if target.is_local:
+                logger.info("Step %s: running command job %s", step_name, job.name)
+                state = command_job(job=job.model_dump(mode="json", by_alias=True), job_name=job.name,
+                                    stream=stream, return_state=True)
+            else:
+                logger.info("Step %s: submitting command job %s to work pool %s (%s)", step_name, job.name,
+                            target.name, target.type)
+                state = run_on_work_pool(job, target, timeout_seconds=step_wait_seconds(job))
         else:
             state, job = _run_other_kind(spec, step_name, upstream, pipeline_name, parent_run_id, experiment_name,
                                          stream)
@@ -252,6 +279,9 @@ def run_step(spec_data: dict[str, Any], step_name: str, upstream: dict[str, dict
         record["job_name"] = job.name
         if state.is_completed() and step.type == "command":
             _fill_default_artifacts(job, record["outputs"])
+        if state.is_completed() and step.type == "sweep":
+            record["best_trial"], best_outputs = _best_trial_outputs(record["mlflow_run_id"])
+            record["outputs"] = {**best_outputs, **record["outputs"]}
         if state.is_completed():
             record["status"] = "Completed"
         else:
@@ -265,6 +295,74 @@ def run_step(spec_data: dict[str, Any], step_name: str, upstream: dict[str, dict
     finally:
         record["duration_seconds"] = round(time.monotonic() - started, 3)
     return record
+
+
+#: Environment variable: most seconds a pipeline waits for a step on a work pool when the step sets no
+#: ``limits.timeout`` (default: one day).
+STEP_WAIT_ENV = "PREFECT_ML_PIPELINE_STEP_WAIT_SECONDS"
+#: Seconds a step on a work pool may wait for a worker before its ``limits.timeout`` starts counting.
+QUEUE_ALLOWANCE_SECONDS = 3600.0
+
+
+def step_wait_seconds(job) -> float:
+    """How long a pipeline waits for a step submitted to a work pool, seconds.
+
+    ``limits.timeout`` of the step plus :data:`QUEUE_ALLOWANCE_SECONDS` when the step sets one; otherwise
+    ``$PREFECT_ML_PIPELINE_STEP_WAIT_SECONDS`` (default 86400).
+    """
+    import os
+
+    limits = getattr(job, "limits", None)
+    timeout = getattr(limits, "timeout", None) if limits is not None else None
+    if timeout:
+        return float(timeout) + QUEUE_ALLOWANCE_SECONDS
+    return float(os.environ.get(STEP_WAIT_ENV) or 86400)
+
+
+def run_on_work_pool(job, target, *, timeout_seconds: float, poll_seconds: float = 0.5):
+    """Run a resolved command step on a work-pool target and wait for its flow run's final state.
+
+    The step is submitted like any remote command job (:func:`prefect_ml.compute.submit.submit_job`: code
+    snapshot in shared storage, a flow run of the pool's ``command-job/POOL`` deployment, named after the
+    step's job), as a child of the current ``pipeline-step`` task run so the Prefect UI nests it under the
+    pipeline. Its outputs are written by the worker to their datastore URIs and read back from its MLflow run.
+
+    Args:
+        job: The step's resolved ``CommandJob`` (upstream outputs bound, ``name`` set).
+        target: The step's compute target (a work pool: process, docker, kubernetes or dask).
+        timeout_seconds: Most seconds to wait for a final state; past it the flow run is cancelled.
+        poll_seconds: Interval between reads of the flow run's state, seconds.
+
+    Returns:
+        The child flow run's final Prefect state (Cancelled with a message when the wait timed out).
+    """
+    from prefect.runtime import task_run
+    from prefect.states import Cancelled, Cancelling
+
+    from prefect_ml._prefect import prefect_client
+    from prefect_ml.compute.submit import submit_job
+
+    from uuid import UUID
+
+    parent = UUID(str(task_run.id)) if task_run.id else None
+    submitted = submit_job(job, target, parent_task_run_id=parent)
+    flow_run_id = submitted.prefect_flow_run_id
+    deadline = time.monotonic() + timeout_seconds
+    with prefect_client() as client:
+        while True:
+            flow_run = client.read_flow_run(flow_run_id)
+            state = flow_run.state
+            if state is not None and state.is_final():
+                state.state_details.flow_run_id = flow_run.id
+                return state
+            if time.monotonic() > deadline:
+                client.set_flow_run_state(flow_run.id, Cancelling(message="the pipeline stopped waiting"),
+                                          force=True)
+                timed_out = Cancelled(message=f"step {job.name} did not end within {timeout_seconds:.0f} s on "
+                                              f"work pool {target.name}; its flow run was cancelled")
+                timed_out.state_details.flow_run_id = flow_run.id
+                return timed_out
+            time.sleep(poll_seconds)
 
 
 def _fill_default_artifacts(job, outputs: dict[str, str]) -> None:
@@ -316,11 +414,29 @@ def _run_other_kind(spec, step_name, upstream, pipeline_name, parent_run_id, exp
 def start_pipeline_tracking(spec, job_name: str) -> dict[str, str]:
     """Create the pipeline's MLflow run (the parent of its steps' runs) and link it with the flow run.
 
+    When this flow run already has an MLflow run (Prefect is retrying the flow run), that run is continued
+    instead: the retry's step records and outcome replace the failed attempt's.
+
     Returns:
         ``{"run_id", "experiment_id", "experiment_name", "tracking_uri"}``.
     """
+    from prefect.context import get_run_context
+
+    from prefect_ml._prefect import prefect_client
     from prefect_ml.tasks.tracking import open_job_run
 
+    with prefect_client() as prefect:
+        flow_run = prefect.read_flow_run(get_run_context().task_run.flow_run_id)
+    linked = sorted(t.split(":", 1)[1] for t in flow_run.tags if t.startswith("mlflow_run_id:"))
+    if linked:  # a retry of this flow run
+        client = tracking.get_client()
+        run = client.get_run(linked[0])
+        client.update_run(run.info.run_id, status="RUNNING")
+        if tracking.TAG_STATUS in run.data.tags:
+            client.delete_tag(run.info.run_id, tracking.TAG_STATUS)
+        experiment = client.get_experiment(run.info.experiment_id)
+        return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id,
+                "experiment_name": experiment.name, "tracking_uri": tracking.tracking_uri()}
     return open_job_run(spec, job_name, "pipeline", params=spec.inputs, extra_tags={
         "prefect_ml.compute": spec.settings.default_compute or spec.compute or "local"})
 
@@ -331,6 +447,34 @@ def record_steps(run_id: str, steps: list[dict[str, Any]]) -> None:
     text = json.dumps(steps, default=str)
     client.log_dict(run_id, steps, "pipeline/steps.json")
     client.set_tag(run_id, TAG_STEPS, text if len(text) <= 7900 else "artifact:pipeline/steps.json")
+
+
+def step_registered_models(spec, steps: list[dict[str, Any]]) -> dict[str, str]:
+    """The model versions the pipeline's steps registered (their outputs with a model ``name``).
+
+    Adds ``registered_models`` (step output -> ``NAME:VERSION``, read from the step's MLflow run) to each
+    step record, reused steps included (their outputs are this pipeline's outputs too).
+
+    Returns:
+        Pipeline-level ``{key: "NAME:VERSION"}``: the key is the pipeline output a step output is bound to
+        (``${{parent.outputs.X}}``), else ``STEP.OUTPUT``.
+    """
+    client = tracking.get_client()
+    registered: dict[str, str] = {}
+    for step in steps:
+        step["registered_models"] = {}
+        if step.get("status") != "Completed" or not step.get("mlflow_run_id"):
+            continue
+        try:
+            tags = client.get_run(step["mlflow_run_id"]).data.tags
+        except Exception:  # noqa: BLE001 - a deleted step run registers nothing
+            continue
+        prefix = tracking.TAG_REGISTERED_MODEL_PREFIX
+        step["registered_models"] = {k[len(prefix):]: v for k, v in tags.items() if k.startswith(prefix)}
+        bindings = spec.jobs[step["name"]].output_bindings
+        for output, ref in step["registered_models"].items():
+            registered[bindings.get(output) or f"{step['name']}.{output}"] = ref
+    return registered
 
 
 def read_steps(run) -> list[dict[str, Any]]:
