@@ -22,16 +22,6 @@ def cli(*args: str, cwd: str | Path | None = None, timeout: float = 300, env: di
                           text=True, timeout=timeout)
 
 
-def cli_in_process(*args: str):
-    """Run ``prefect-ml ARGS`` in this process (typer's CliRunner): for read-only commands such as
-    ``job show/list/stream``, where a subprocess would only add its ~4 s of imports."""
-    from typer.testing import CliRunner
-
-    from prefect_ml.cli.app import app
-
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
-
-
 def cli_json(*args: str, **kwargs):
     """Run the CLI with ``--output json`` and parse stdout."""
     result = cli(*args, "--output", "json", **kwargs)

@@ -189,7 +189,7 @@ inputs: {}
     shown = json.loads(cli_in_process("job", "show", name).stdout)
     assert shown["status"] == "Completed" and shown["metrics"] == {"score": 0.75}
     streamed = cli_in_process("job", "stream", name)
-    assert streamed.exit_code == 0 and "line one" in streamed.stdout
+    assert streamed.returncode == 0 and "line one" in streamed.stdout
     listed = json.loads(cli_in_process("job", "list", "--output", "json").stdout)
     assert name in [j["name"] for j in listed]
 
