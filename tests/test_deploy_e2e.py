@@ -30,25 +30,40 @@ def _runs(client, deployment_id):
 
 
 @pytest.fixture
-def deployed(start_worker):
-    """`prefect deploy --all` from the repository root with a worker on pool `local`; removed afterwards."""
+def deployed(tmp_path):
+    """`prefect deploy --all` from the repository root with a worker on pool `local`; removed afterwards.
+
+    The worker starts while `prefect deploy` runs (both take seconds); the pool exists beforehand.
+    """
     import yaml
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
 
     from prefect_ml._prefect import prefect_client
+    from workers import Worker
 
-    start_worker("local")
-    names = [d["name"] for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]]
-    result = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO,
-                            capture_output=True, text=True, timeout=300, env=dict(os.environ))
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with prefect_client() as client:
-        deployments = {d.name: d for d in _deployments(client, names)}
-    assert sorted(deployments) == sorted(names)
-    yield deployments
-    with prefect_client() as client:
-        for deployment in deployments.values():
-            client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
-            client.delete_deployment(deployment.id)
+        try:
+            client.create_work_pool(WorkPoolCreate(name="local", type="process"))
+        except ObjectAlreadyExists:
+            pass
+    worker = Worker("local", tmp_path / "worker-local.log")
+    try:
+        names = [d["name"] for d in yaml.safe_load((REPO / "prefect.yaml").read_text())["deployments"]]
+        result = subprocess.run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], cwd=REPO,
+                                capture_output=True, text=True, timeout=300, env=dict(os.environ))
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        with prefect_client() as client:
+            deployments = {d.name: d for d in _deployments(client, names)}
+        assert sorted(deployments) == sorted(names)
+        worker.wait_ready()
+        yield deployments
+        with prefect_client() as client:
+            for deployment in deployments.values():
+                client.delete_resource_owned_automations(f"prefect.deployment.{deployment.id}")
+                client.delete_deployment(deployment.id)
+    finally:
+        worker.stop()
 
 
 #: The cheapest job deployment, run for real through the worker: a sweep limited to 2 short trials.

@@ -289,3 +289,28 @@ def test_scheduled_job_flow_runs_the_job_with_the_triggering_data_version(tmp_pa
     (ran,) = [j for j in MLClient(autostart=False).jobs.list(max_results=20) if j.name.startswith(name)]
     log = open(ran.log_path).read()
     assert "version-one" in log and "version-two" not in log
+
+
+def test_compute_list_and_show_explain_the_local_pool_is_not_compute_local():
+    """The deployments' process pool `local` and a job's in-process `compute: local` are told apart."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="local", type="process"))  # as `prefect deploy` does
+        except ObjectAlreadyExists:
+            pass
+    listed = _cli("compute", "list")
+    assert listed.exit_code == 0, listed.output
+    text = " ".join(listed.stdout.split())
+    assert "work pool 'local' (process) serves deployments" in text
+    assert "`compute: local` in a job file" in text and "runs in the process that runs the job" in text
+    as_json = _cli("compute", "list", "--output", "json")
+    assert "local" in [t["name"] for t in json.loads(as_json.stdout)]  # stdout stays JSON; the note on stderr
+    assert "serves deployments" in as_json.stderr
+    shown = _cli("compute", "show", "local")
+    assert json.loads(shown.stdout)["type"] == "local"
+    assert "runs a job in the process that runs the job" in " ".join(shown.stderr.split())
