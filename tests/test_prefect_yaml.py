@@ -49,3 +49,31 @@ def test_retraining_deployments_point_at_their_flows_with_valid_parameters(monke
     watcher = deployments["watch-breast-cancer-incoming"]
     assert load_flow_from_entrypoint(watcher["entrypoint"]).name == "watch-data-prefix"
     assert (REPO / watcher["parameters"]["prefix"].replace("{{ $PWD }}/", "")).is_dir()
+
+
+def test_sweep_automl_and_pipeline_deployments_load_their_jobs_and_pass_preflight(monkeypatch):
+    """Each job deployment runs its example job file through the scheduled-job flow; its job validates."""
+    from prefect.cli.deploy._schedules import _schedule_config_to_deployment_schedule
+    from prefect.flows import load_flow_from_entrypoint
+
+    from prefect_ml.client import MLClient
+    from prefect_ml.specs import load_job
+
+    config = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    deployments = {d["name"]: d for d in config["deployments"]}
+    monkeypatch.chdir(REPO)
+    client = MLClient(autostart=False)
+    kinds = {}
+    for name in ("sweep-digits", "automl-diabetes", "pipeline-breast-cancer"):
+        deployment = deployments[name]
+        assert deployment["work_pool"]["name"] == "local"
+        flow = load_flow_from_entrypoint(deployment["entrypoint"])
+        assert flow.name == "scheduled-job"
+        assert set(deployment["parameters"]) <= set(flow.parameters.properties)
+        job_file = deployment["parameters"]["job_file"]
+        assert job_file.startswith("{{ $PWD }}/examples/")  # inside the checkout, found from a fresh clone
+        spec = client.jobs.validate(load_job(job_file.replace("{{ $PWD }}", str(REPO))), name=f"check-{name}")
+        kinds[name] = spec.type
+        (schedule,) = [_schedule_config_to_deployment_schedule(s) for s in deployment["schedules"]]
+        assert schedule["active"] is False  # nothing heavy runs by surprise
+    assert kinds == {"sweep-digits": "sweep", "automl-diabetes": "automl", "pipeline-breast-cancer": "pipeline"}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import uuid
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from helpers import REPO, cli, cli_json, wait_for, write
+from helpers import REPO, cli, wait_for, write
 
 NY = ZoneInfo("America/New_York")
 
@@ -72,7 +73,7 @@ trigger:
   interval: 1
   schedule: {hours: [9, 17], minutes: [30], week_days: [monday, wednesday]}
   start_time: "2026-10-26T00:00:00"
-  end_time: "2026-11-06T00:00:00"
+  end_time: "2026-11-04T12:00:00"
   time_zone: Pacific Standard Time
 """ + JOB)
     (schedule,) = prefect_schedules(spec)
@@ -81,9 +82,34 @@ trigger:
     la = ZoneInfo("America/Los_Angeles")
     dates = _server_dates(schedule, dt.datetime(2026, 10, 20, tzinfo=la), dt.datetime(2026, 11, 30, tzinfo=la))
     local = [d.astimezone(la).strftime("%a %d %H:%M") for d in dates]
-    # DST ends 2026-11-01 in Los Angeles: still 09:30 and 17:30 local; nothing after end_time.
+    # DST ends 2026-11-01 in Los Angeles: still 09:30 and 17:30 local; nothing after end_time (12:00 local).
     assert local == ["Mon 26 09:30", "Mon 26 17:30", "Wed 28 09:30", "Wed 28 17:30",
-                     "Mon 02 09:30", "Mon 02 17:30", "Wed 04 09:30", "Wed 04 17:30"]
+                     "Mon 02 09:30", "Mon 02 17:30", "Wed 04 09:30"]
+
+
+def test_recurrence_without_start_time_is_anchored_at_creation_time(tmp_path):
+    """Azure anchors it at the creation time; an explicit anchor (the existing schedule's) is kept."""
+    from prefect_ml.deployments.schedules import prefect_schedules, rrule_anchor
+
+    spec = _spec(tmp_path, "name: every-2-hours\ntrigger: {type: recurrence, frequency: hour, interval: 2, "
+                           "time_zone: Eastern Standard Time}\n" + JOB)
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    (schedule,) = prefect_schedules(spec)
+    after = dt.datetime.now(dt.timezone.utc)
+    anchor = rrule_anchor(schedule.rrule)
+    assert before <= anchor <= after and anchor.utcoffset() == NY.utcoffset(anchor.replace(tzinfo=None))
+    start = anchor + dt.timedelta(minutes=1)
+    dates = _server_dates(schedule, start, start + dt.timedelta(hours=6, minutes=1))
+    assert dates == [anchor + dt.timedelta(hours=h) for h in (2, 4, 6)]  # every 2 h from creation, not midnight
+
+    earlier = dt.datetime(2026, 3, 1, 8, 17, 5, tzinfo=dt.timezone.utc)
+    (kept,) = prefect_schedules(spec, anchor=earlier)
+    assert rrule_anchor(kept.rrule) == earlier
+    assert kept.rrule.startswith("DTSTART;TZID=America/New_York:20260301T031705\n")
+    with_start = _spec(tmp_path, "name: s\ntrigger: {type: recurrence, frequency: day, interval: 1, "
+                                 "start_time: '2026-05-01T06:00:00'}\n" + JOB)
+    (explicit,) = prefect_schedules(with_start, anchor=earlier)  # start_time wins over any anchor
+    assert rrule_anchor(explicit.rrule) == dt.datetime(2026, 5, 1, 6, tzinfo=dt.timezone.utc)
 
 
 def test_cron_with_start_and_end_is_bounded(tmp_path):
@@ -96,6 +122,36 @@ def test_cron_with_start_and_end_is_bounded(tmp_path):
                           dt.datetime(2026, 7, 1, tzinfo=dt.timezone.utc))
     assert [d.strftime("%a %d %H:%M") for d in dates] == ["Wed 03 06:00", "Thu 04 06:00", "Fri 05 06:00",
                                                          "Mon 08 06:00", "Tue 09 06:00"]
+
+
+def test_bounded_cron_restricting_day_of_month_and_day_of_week_fires_on_either(tmp_path):
+    """Cron ORs day-of-month and day-of-week (Prefect's CronSchedule ``day_or``); the bounded form does too."""
+    from prefect.server.schemas.schedules import CronSchedule
+
+    from prefect_ml.deployments.schedules import prefect_schedules
+
+    spec = _spec(tmp_path, "name: audit\ntrigger: {type: cron, expression: '0 9 13 * fri', time_zone: "
+                           "America/New_York, start_time: '2026-01-01T00:00:00', end_time: '2026-02-06T09:00:00'}\n"
+                 + JOB)
+    (schedule,) = prefect_schedules(spec)
+    dates = _server_dates(schedule, dt.datetime(2025, 12, 1, tzinfo=NY), dt.datetime(2026, 3, 1, tzinfo=NY))
+    # January 2026: every Friday and Tuesday the 13th, at 09:00 New York time, up to end_time (inclusive).
+    assert [d.astimezone(NY).strftime("%a %d.%m %H:%M") for d in dates] == [
+        "Fri 02.01 09:00", "Fri 09.01 09:00", "Tue 13.01 09:00", "Fri 16.01 09:00", "Fri 23.01 09:00",
+        "Fri 30.01 09:00", "Fri 06.02 09:00"]
+    cron = CronSchedule(cron="0 9 13 * fri", timezone="America/New_York", day_or=True)
+    expected = asyncio.run(cron.get_dates(n=100, start=dt.datetime(2026, 1, 1, tzinfo=NY),
+                                          end=dt.datetime(2026, 2, 6, 9, tzinfo=NY)))
+    assert dates == expected
+    for expression in ("30 6 L * mon", "0 12 * * 5#2", "15 2,14 1,15 6-8 1-5"):  # last day, 2nd Friday, months
+        bounded = _spec(tmp_path, f"name: b\ntrigger: {{type: cron, expression: '{expression}', time_zone: UTC, "
+                                  "start_time: '2026-01-01T00:00:00', end_time: '2026-12-31T00:00:00'}\n" + JOB)
+        (schedule,) = prefect_schedules(bounded)
+        utc = dt.timezone.utc
+        window = dt.datetime(2026, 1, 1, tzinfo=utc), dt.datetime(2026, 12, 31, tzinfo=utc)
+        assert _server_dates(schedule, dt.datetime(2025, 6, 1, tzinfo=utc), dt.datetime(2027, 6, 1, tzinfo=utc)) \
+            == asyncio.run(CronSchedule(cron=expression, timezone="UTC").get_dates(n=1000, start=window[0],
+                                                                                end=window[1])), expression
 
 
 def test_invalid_schedules_report_every_problem(tmp_path):
@@ -142,6 +198,21 @@ trigger:
 
 
 # ------------------------------------------------------------------ against the real server
+def _cli(*args: str):
+    """``prefect-ml ARGS`` in this process (typer's CliRunner): same code path as the console script."""
+    from typer.testing import CliRunner
+
+    from prefect_ml.cli.app import app
+
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def _cli_json(*args: str):
+    result = _cli(*args, "--output", "json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
 @pytest.mark.slow
 def test_schedule_cli_creates_lists_disables_enables_and_deletes(tmp_path):
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
@@ -159,10 +230,13 @@ trigger:
   interval: 1
   time_zone: UTC
 {JOB}""")
-    result, created = cli_json("schedule", "create", "--file", str(schedule_file), "--pool", pool)
-    assert result.returncode == 0, result.stderr
+    before = dt.datetime.now(dt.timezone.utc).replace(microsecond=0, tzinfo=None)
+    created = _cli_json("schedule", "create", "--file", str(schedule_file), "--pool", pool)
     assert created["flow"] == "scheduled-job" and created["enabled"] is True
     assert created["schedules"][0].startswith("rrule DTSTART;TZID=UTC")
+    # Anchored at the creation time (Azure's default without start_time), not at midnight.
+    anchor = dt.datetime.strptime(created["schedules"][0].split(":", 1)[1][:15], "%Y%m%dT%H%M%S")
+    assert before <= anchor <= before + dt.timedelta(seconds=60)
 
     def scheduled_times():
         with prefect_client() as client:
@@ -171,24 +245,30 @@ trigger:
         return [r.expected_start_time for r in runs if r.state_type.value == "SCHEDULED"]
 
     first = wait_for(scheduled_times, timeout=60, what="runs scheduled by the server's scheduler")
-    # Re-creating the unchanged schedule keeps one run per fire time.
-    again = cli("schedule", "create", "--file", str(schedule_file), "--pool", pool)
-    assert again.returncode == 0, again.stderr
+    assert all((t.replace(tzinfo=None) - anchor).total_seconds() % 3600 == 0 for t in first)
+    # Re-creating the unchanged schedule (later) keeps its anchor and one run per fire time.
+    again = _cli_json("schedule", "create", "--file", str(schedule_file), "--pool", pool)
+    assert again["schedules"] == created["schedules"] and again["deployment_id"] == created["deployment_id"]
     wait_for(lambda: len(scheduled_times()) >= len(first), timeout=60, what="runs after re-creating")
     times = scheduled_times()
     assert len(times) == len(set(times)) and set(first) <= set(times)
 
-    listed = cli_json("schedule", "list")[1]
+    listed = _cli_json("schedule", "list")
     assert name in [s["name"] for s in listed]
-    disabled = cli_json("schedule", "disable", name)[1]
+    disabled = _cli_json("schedule", "disable", name)
     assert disabled["enabled"] is False
     wait_for(lambda: not scheduled_times(), timeout=30, what="future runs deleted when disabled")
-    assert cli_json("schedule", "enable", name)[1]["enabled"] is True
-    shown = cli_json("schedule", "show", name)[1]
+    assert _cli_json("schedule", "enable", name)["enabled"] is True
+    shown = _cli_json("schedule", "show", name)
     assert shown["work_pool"] == pool
-    assert cli("schedule", "delete", name).returncode == 0
-    missing = cli("schedule", "show", name)
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    table = _cli("schedule", "show", name)
+    assert table.exit_code == 0 and f"pool {pool}" in table.stdout
+    assert _cli("schedule", "delete", name).exit_code == 0
+    missing = _cli("schedule", "show", name)
+    assert missing.exit_code == 2 and "not found" in missing.stderr
+    # The console script itself: exit code 2 and the message on stderr in a real process.
+    process = cli("schedule", "show", name)
+    assert process.returncode == 2 and "not found" in process.stderr
 
 
 @pytest.mark.slow
@@ -209,3 +289,28 @@ def test_scheduled_job_flow_runs_the_job_with_the_triggering_data_version(tmp_pa
     (ran,) = [j for j in MLClient(autostart=False).jobs.list(max_results=20) if j.name.startswith(name)]
     log = open(ran.log_path).read()
     assert "version-one" in log and "version-two" not in log
+
+
+def test_compute_list_and_show_explain_the_local_pool_is_not_compute_local():
+    """The deployments' process pool `local` and a job's in-process `compute: local` are told apart."""
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists
+
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        try:
+            client.create_work_pool(WorkPoolCreate(name="local", type="process"))  # as `prefect deploy` does
+        except ObjectAlreadyExists:
+            pass
+    listed = _cli("compute", "list")
+    assert listed.exit_code == 0, listed.output
+    text = " ".join(listed.stdout.split())
+    assert "work pool 'local' (process) serves deployments" in text
+    assert "`compute: local` in a job file" in text and "runs in the process that runs the job" in text
+    as_json = _cli("compute", "list", "--output", "json")
+    assert "local" in [t["name"] for t in json.loads(as_json.stdout)]  # stdout stays JSON; the note on stderr
+    assert "serves deployments" in as_json.stderr
+    shown = _cli("compute", "show", "local")
+    assert json.loads(shown.stdout)["type"] == "local"
+    assert "runs a job in the process that runs the job" in " ".join(shown.stderr.split())

@@ -7,7 +7,7 @@ from typing import Any, List, Optional
 
 import typer
 
-from prefect_ml.cli.app import _client, _print_json, _print_table, _table, handle_errors, out
+from prefect_ml.cli.app import _client, _print_json, _print_table, _table, err, handle_errors, out
 from prefect_ml.exceptions import Problem, ValidationError
 
 compute_app = typer.Typer(help="Compute targets: Prefect work pools (local, process, docker, kubernetes, dask).",
@@ -156,12 +156,23 @@ def compute_list(output: str = typer.Option("table", "--output", "-o", help="tab
     targets = list_computes()
     if output == "json":
         _print_json([_target_json(t) for t in targets])
+        _local_pool_note(targets, err)
         return
     table = _table("name", "type", "max_instances", "instance types")
     for t in targets:
         table.add_row(t.name, t.type, str(t.settings.get("max_instances") or ""),
                       ", ".join(sorted(t.settings.get("instance_types") or {})))
     _print_table(table)
+    _local_pool_note(targets, out)
+
+
+def _local_pool_note(targets, console) -> None:
+    """Say that work pool ``local`` (deployments) is not ``compute: local`` (in-process); see deployments.pools."""
+    from prefect_ml.deployments.pools import local_pool_note
+
+    note = local_pool_note((t.name, t.type) for t in targets)
+    if note:
+        console.print(note, markup=False)
 
 
 @compute_app.command("show")
@@ -171,7 +182,12 @@ def compute_show(name: str = typer.Argument(..., help="Target name (NAME or azur
     from prefect_ml.compute.targets import get_compute
 
     _client()
-    _print_json(_target_json(get_compute(name)))
+    target = get_compute(name)
+    _print_json(_target_json(target))
+    if target.name == "local":  # in-process; not the deployments' work pool of the same name
+        from prefect_ml.deployments.pools import LOCAL_COMPUTE_NOTE
+
+        err.print(LOCAL_COMPUTE_NOTE, markup=False)
 
 
 @compute_app.command("delete")

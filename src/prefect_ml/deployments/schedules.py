@@ -6,9 +6,11 @@ has a ``retrain:`` section):
 
 - ``trigger: {type: cron}`` -> Prefect ``Cron`` schedule with the time zone (DST handled by Prefect's
   scheduler: each local fire time once). With ``start_time``/``end_time`` the cron fields are turned into the
-  equivalent ``RRULE`` with ``DTSTART``/``UNTIL`` (Prefect's cron schedules have no start or end).
+  equivalent ``RRULE`` (two, as a rule set, when day-of-month and day-of-week are both restricted: cron ORs
+  them) with ``DTSTART``/``UNTIL`` (Prefect's cron schedules have no start or end).
 - ``trigger: {type: recurrence}`` -> Prefect ``RRule`` schedule (``FREQ``, ``INTERVAL``, ``BYHOUR``,
-  ``BYMINUTE``, ``BYDAY``, ``BYMONTHDAY``, ``DTSTART``/``UNTIL``).
+  ``BYMINUTE``, ``BYDAY``, ``BYMONTHDAY``, ``DTSTART``/``UNTIL``). Without ``start_time`` the recurrence is
+  anchored at the schedule's creation time (as in Azure); re-creating the schedule keeps that anchor.
 - ``trigger: {type: data_asset}`` -> a ``DeploymentEventTrigger`` on ``prefect-ml.data-asset.version-created``
   passing ``{{ event.payload.version }}`` as ``data_version``; with ``also:`` a ``DeploymentCompoundTrigger``
   (``require: all``).
@@ -52,23 +54,40 @@ def _header(trigger, start: dt.datetime) -> str:
 
 
 def _until(trigger) -> str:
+    """``;UNTIL=...`` for ``end_time``.
+
+    RFC 5545 wants UNTIL in UTC when DTSTART has a TZID, but Prefect's ``RRuleSchedule.to_rrule`` replaces
+    UNTIL's time zone by the schedule's without converting it (an UNTIL of 10:00Z means 10:00 local). So the
+    local wall-clock time is written with the ``Z`` suffix; the scheduler then stops at ``end_time`` local.
+    """
     end = trigger.localize(trigger.end_time)
-    return f";UNTIL={_rrule_time(end.astimezone(dt.timezone.utc))}Z" if end else ""
+    return f";UNTIL={_rrule_time(end)}Z" if end else ""
 
 
-def _default_start(trigger) -> dt.datetime:
-    """Start of today in the trigger's zone: a stable anchor, so re-creating a schedule does not move it."""
-    now = dt.datetime.now(ZoneInfo(trigger.time_zone))
-    return now.replace(hour=0, minute=0, second=0, microsecond=0)
+def _anchor(trigger, anchor: dt.datetime | None) -> dt.datetime:
+    """DTSTART: ``start_time``, else ``anchor`` (the creation time), in the trigger's zone, whole seconds.
+
+    Azure anchors a schedule without ``start_time`` at its creation time
+    (https://learn.microsoft.com/azure/machine-learning/reference-yaml-schedule, ``start_time``).
+    """
+    start = trigger.localize(trigger.start_time)
+    if start is None:
+        start = (anchor or dt.datetime.now(dt.timezone.utc)).astimezone(ZoneInfo(trigger.time_zone))
+    return start.replace(microsecond=0)
 
 
-def recurrence_rrule(trigger: RecurrenceTrigger) -> str:
+def recurrence_rrule(trigger: RecurrenceTrigger, *, anchor: dt.datetime | None = None) -> str:
     """The RFC 5545 rule of an Azure recurrence trigger.
 
     Azure: https://learn.microsoft.com/azure/machine-learning/reference-yaml-schedule (``RecurrenceTrigger``).
-    ``start_time`` anchors the interval (default: midnight of the creation day in ``time_zone``).
+
+    Args:
+        trigger: The recurrence trigger.
+        anchor: When there is no ``start_time``, the time the interval counts from (an aware datetime;
+            default: now, i.e. the schedule's creation time, as in Azure). :func:`create_schedule` passes
+            the anchor of the schedule it replaces, so re-creating a schedule never moves its fire times.
     """
-    start = trigger.localize(trigger.start_time) or _default_start(trigger)
+    start = _anchor(trigger, anchor)
     parts = [f"FREQ={FREQUENCIES[trigger.frequency]}", f"INTERVAL={trigger.interval}"]
     pattern = trigger.schedule
     if pattern is not None:
@@ -85,38 +104,68 @@ def recurrence_rrule(trigger: RecurrenceTrigger) -> str:
     return f"{_header(trigger, start)}\nRRULE:{';'.join(parts)}{_until(trigger)}"
 
 
-def cron_rrule(trigger: CronTrigger) -> str:
-    """The RFC 5545 rule equivalent to a cron expression, bounded by ``start_time``/``end_time``.
+def cron_rrule(trigger: CronTrigger, *, anchor: dt.datetime | None = None) -> str:
+    """The RFC 5545 rule(s) equivalent to a cron expression, bounded by ``start_time``/``end_time``.
 
-    Raises:
-        ValidationError: The expression restricts both day-of-month and day-of-week (cron ORs them,
-            an RRULE cannot).
+    Fields are expanded by the cron parser Prefect's own ``CronSchedule`` uses. When both day-of-month
+    and day-of-week are restricted, cron runs on days matching EITHER (``day_or``, the default of
+    Prefect's ``CronSchedule``); one RRULE cannot say that, so the result is a rule set of two RRULEs
+    (days of the month, days of the week) sharing ``DTSTART``/``UNTIL``, whose union is the cron's
+    times. ``L`` (last day of the month) becomes ``BYMONTHDAY=-1``, ``DAY#N`` (N-th weekday) ``BYDAY=+NDAY``.
+
+    Args:
+        trigger: The cron trigger.
+        anchor: ``DTSTART`` when there is no ``start_time`` (default: now); see :func:`recurrence_rrule`.
     """
     from prefect._vendor.croniter import croniter  # the parser Prefect's own CronSchedule uses
 
-    fields, _ = croniter.expand(trigger.expression)
+    fields, nth_weekdays = croniter.expand(trigger.expression)
     minutes, hours, month_days, months, week_days = fields[:5]
-    if month_days != ["*"] and week_days != ["*"]:
-        raise ValidationError([Problem("trigger.expression", "with start_time/end_time, a cron expression may "
-                                       "restrict day-of-month or day-of-week but not both", trigger.expression)],
-                              title="Unsupported schedule")
 
-    def values(items, offset=0):
-        return ",".join(str(int(v) + offset) for v in items)
+    def values(items):
+        return ",".join(str(int(v)) for v in items)
 
-    parts = ["FREQ=DAILY", "INTERVAL=1", f"BYHOUR={values(hours)}", f"BYMINUTE={values(minutes)}", "BYSECOND=0"]
-    if month_days != ["*"]:
-        parts.append(f"BYMONTHDAY={values([d for d in month_days if d != 'l'])}")
+    common = [f"BYHOUR={values(hours)}", f"BYMINUTE={values(minutes)}", "BYSECOND=0"]
     if months != ["*"]:
-        parts.append(f"BYMONTH={values(months)}")
-    if week_days != ["*"]:
-        parts.append("BYDAY=" + ",".join(_CRON_DAYS[int(d) % 7] for d in week_days))
-    start = trigger.localize(trigger.start_time) or _default_start(trigger)
-    return f"{_header(trigger, start)}\nRRULE:{';'.join(parts)}{_until(trigger)}"
+        common.append(f"BYMONTH={values(months)}")
+    rules = []
+    if month_days != ["*"] or week_days == ["*"]:  # the day-of-month rule (every day when neither is set)
+        parts = ["FREQ=DAILY", "INTERVAL=1", *common]
+        if month_days != ["*"]:
+            parts.append("BYMONTHDAY=" + ",".join("-1" if d == "l" else str(int(d)) for d in month_days))
+        rules.append(parts)
+    if week_days != ["*"]:  # the day-of-week rule
+        days = [f"{n}{_CRON_DAYS[int(d) % 7]}" for d in week_days
+                for n in sorted(nth_weekdays.get(d) or [""], key=str)]
+        # N-th weekdays (+2FR) are only defined for monthly rules.
+        rules.append(["FREQ=MONTHLY" if nth_weekdays else "FREQ=DAILY", "INTERVAL=1", *common,
+                      "BYDAY=" + ",".join(days)])
+    start = _anchor(trigger, anchor)
+    until = _until(trigger)
+    return _header(trigger, start) + "".join(f"\nRRULE:{';'.join(parts)}{until}" for parts in rules)
 
 
-def prefect_schedules(spec: ScheduleSpec) -> list:
-    """The Prefect schedules (``prefect.schedules.Schedule``) of a schedule spec; empty for event triggers."""
+def rrule_anchor(rrule: str) -> dt.datetime | None:
+    """The ``DTSTART`` of an RRULE string as an aware datetime, or ``None`` when it has none."""
+    import dateutil.rrule
+    import dateutil.tz
+
+    if "DTSTART" not in rrule:
+        return None
+    rules = dateutil.rrule.rrulestr(rrule, forceset=True)._rrule
+    start = rules[0]._dtstart if rules else None
+    if start is None:
+        return None
+    return start if start.tzinfo else start.replace(tzinfo=dateutil.tz.UTC)
+
+
+def prefect_schedules(spec: ScheduleSpec, *, anchor: dt.datetime | None = None) -> list:
+    """The Prefect schedules (``prefect.schedules.Schedule``) of a schedule spec; empty for event triggers.
+
+    Args:
+        spec: The schedule.
+        anchor: Anchor of a recurrence (or bounded cron) without ``start_time``; default: now.
+    """
     from prefect.schedules import Cron, RRule
 
     trigger = spec.trigger
@@ -124,9 +173,9 @@ def prefect_schedules(spec: ScheduleSpec) -> list:
     if isinstance(trigger, CronTrigger):
         if trigger.start_time is None and trigger.end_time is None:
             return [Cron(trigger.expression, timezone=trigger.time_zone, **common)]
-        return [RRule(cron_rrule(trigger), timezone=trigger.time_zone, **common)]
+        return [RRule(cron_rrule(trigger, anchor=anchor), timezone=trigger.time_zone, **common)]
     if isinstance(trigger, RecurrenceTrigger):
-        return [RRule(recurrence_rrule(trigger), timezone=trigger.time_zone, **common)]
+        return [RRule(recurrence_rrule(trigger, anchor=anchor), timezone=trigger.time_zone, **common)]
     return []
 
 
@@ -204,7 +253,7 @@ def create_schedule(spec: ScheduleSpec, *, work_pool: str = DEFAULT_POOL) -> "Sc
     from prefect_ml._prefect import prefect_client
 
     flow, parameters = _deployment_parameters(spec)
-    schedules = prefect_schedules(spec)
+    schedules = prefect_schedules(spec, anchor=_existing_anchor(spec.name))
     deployment = flow.to_deployment(
         name=spec.name, schedules=schedules, triggers=prefect_triggers(spec), parameters=parameters,
         tags=[SCHEDULE_TAG], description=spec.description or spec.display_name,
@@ -217,6 +266,22 @@ def create_schedule(spec: ScheduleSpec, *, work_pool: str = DEFAULT_POOL) -> "Sc
         if not spec.is_enabled:
             _set_enabled(client, client.read_deployment(deployment_id), False)
     return get_schedule(spec.name)
+
+
+def _existing_anchor(name: str) -> dt.datetime | None:
+    """``DTSTART`` of the schedule ``name`` already has (so re-creating it keeps its fire times), or ``None``."""
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        try:
+            deployment = _find(client, name)
+        except NotFoundError:
+            return None
+    for schedule in deployment.schedules:
+        rrule = getattr(schedule.schedule, "rrule", None)
+        if schedule.slug == SCHEDULE_SLUG and rrule:
+            return rrule_anchor(rrule)
+    return None
 
 
 @dataclass
@@ -362,4 +427,5 @@ def delete_schedule(name: str) -> None:
 
 __all__ = ["DEFAULT_POOL", "SCHEDULE_TAG", "ScheduleInfo", "create_schedule", "cron_rrule", "delete_schedule",
            "get_schedule", "list_schedules", "prefect_schedules", "prefect_triggers", "recurrence_rrule",
+           "rrule_anchor",
            "set_schedule_enabled"]
