@@ -344,18 +344,27 @@ def test_dry_run_docker_shows_the_environment_image_as_is_or_built_and_builds_no
     assert image_for_environment(spec.environment, base_path=spec.base_path, build=False) == expected
 
 
-def test_image_only_environment_notice_is_printed_by_job_create(targets, tmp_path):
-    """The "image only -> current interpreter" notice is shown when the job is created, not only in its logs."""
+def test_image_only_environment_notice_is_printed_by_job_create(targets, capfd):
+    """The "image only -> current interpreter" notice is shown when the job is created (``job create`` prints the
+    spec's warnings through ``MLClient.jobs.run``), not only in its logs."""
     import sys
+
+    from prefect_ml import MLClient, command
 
     name = _unique("cpu-cluster")
     targets(name=name, type="local")
-    job_file = write(tmp_path / "job.yml", f"command: python -c \"print('ran')\"\ncompute: azureml:{name}\n"
-                                           "environment:\n  image: python:3.11\n")
-    result = cli("job", "create", "--file", str(job_file))
-    assert result.returncode == 0, result.stderr
-    notice = [line for line in result.stderr.splitlines() if "image python:3.11" in line]
-    assert notice and "current interpreter" in notice[0] and sys.executable in notice[0]
+    client = MLClient()
+    spec = client.jobs.validate(command(command="python -c \"print('ran')\"", compute=f"azureml:{name}",
+                                        environment={"image": "python:3.11"}))
+    (notice,) = [w for w in spec.warnings if "image python:3.11" in w]
+    assert "current interpreter" in notice and sys.executable in notice
+    job = client.jobs.run(spec)
+    assert job.status == "Completed"
+    assert f"Warning: {notice}" in capfd.readouterr().err
+    docker = targets(name=_unique("docker"), type="docker", image="local/prefect-ml:test")
+    on_docker = client.jobs.validate(command(command="python -V", compute=docker.name,
+                                             environment={"image": "python:3.11"}))
+    assert not any("current interpreter" in w for w in on_docker.warnings)  # Docker runs the image itself
 
 
 def test_dask_adaptive_cluster_scales_down_to_min_instances_after_the_idle_time_and_logs_it():
@@ -389,7 +398,7 @@ def test_dask_adaptive_cluster_scales_down_to_min_instances_after_the_idle_time_
 
 def test_task_runner_for_a_dask_target_fans_out_on_the_targets_cluster(monkeypatch):
     """``task_runner_for(<dask target>)`` gives a DaskTaskRunner that runs a flow's mapped tasks on the target's
-    cluster (a real LocalCluster: one worker process, two threads)."""
+    cluster (a real LocalCluster on a TCP address: one worker with two threads, in this process to stay cheap)."""
     from distributed import LocalCluster
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
@@ -403,7 +412,8 @@ def test_task_runner_for_a_dask_target_fans_out_on_the_targets_cluster(monkeypat
 
         return x * x, get_worker().address
 
-    with LocalCluster(n_workers=1, threads_per_worker=2, processes=True, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
         target = ComputeTarget(name="dask-fanout", type="dask",
                                settings={"scheduler_address": cluster.scheduler_address})
         runner = task_runner_for(target, max_workers=2)

@@ -27,6 +27,12 @@ def preflight(spec):
     from prefect_ml.tasks.snapshot import check_code_folder
 
     target = check_compute(spec)
+    from prefect_ml.compute.distributed import distribution_problems
+    from prefect_ml.exceptions import ValidationError
+
+    problems = distribution_problems(spec, target.type)
+    if problems:
+        raise ValidationError(problems, file=spec.source_file)
     if spec.code:
         check_code_folder(spec.code_path() or spec.code)
     check_environment(spec.environment, base_path=spec.base_path)
