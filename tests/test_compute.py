@@ -321,20 +321,18 @@ def test_dry_run_docker_shows_the_environment_image_as_is_or_built_and_builds_no
 
     name = _unique("docker-env")
     targets(name=name, type="docker", image="local/prefect-ml:test", network_mode="host")
+    from prefect_ml.compute.submit import dry_run
+    from prefect_ml import MLClient
+
     as_is = write(tmp_path / "as_is.yml", f"command: python -V\ncompute: azureml:{name}\n"
                                           "environment:\n  image: local/my-image:1\n")
-    result = cli("job", "create", "--file", str(as_is), "--dry-run")
-    assert result.returncode == 0, result.stderr
-    data = json.loads(result.stdout)
+    data = dry_run(MLClient().jobs.validate(load_job(as_is), name=_unique("dry").replace("-", "_")))
     assert data["job_variables"]["image"] == "local/my-image:1"
     assert data["infrastructure"]["container"]["image"] == "local/my-image:1"
 
     write(tmp_path / "conda.yml", "dependencies:\n  - python=3.11\n  - pip:\n    - six\n")
     conda = write(tmp_path / "conda_job.yml", f"command: python -V\ncompute: azureml:{name}\n"
                                               "environment:\n  image: local/my-image:1\n  conda_file: conda.yml\n")
-    from prefect_ml.compute.submit import dry_run
-    from prefect_ml import MLClient
-
     spec = MLClient().jobs.validate(load_job(conda), name=_unique("dry").replace("-", "_"))
     data = dry_run(spec)
     expected = built_image_tag(environment_definition(spec.environment, base_path=spec.base_path))
