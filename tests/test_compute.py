@@ -310,3 +310,120 @@ def test_kubernetes_manifest_without_resources_or_selectors_is_valid(targets):
     pod = manifest["spec"]["template"]["spec"]
     assert "nodeSelector" not in pod and "tolerations" not in pod
     assert "nvidia.com/gpu" not in pod["containers"][0].get("resources", {}).get("limits", {})
+
+
+def test_dry_run_docker_shows_the_environment_image_as_is_or_built_and_builds_nothing(targets, tmp_path):
+    """The environment's image reaches the Docker job variables: ``image`` as is; a conda file -> the tag of the
+    image built for it (``--dry-run`` builds nothing and needs no engine)."""
+    from prefect_ml.compute.images import built_image_tag, image_for_environment
+    from prefect_ml.compute.environments import environment_definition
+    from prefect_ml.specs.loader import load_job
+
+    name = _unique("docker-env")
+    targets(name=name, type="docker", image="local/prefect-ml:test", network_mode="host")
+    from prefect_ml.compute.submit import dry_run
+    from prefect_ml import MLClient
+
+    as_is = write(tmp_path / "as_is.yml", f"command: python -V\ncompute: azureml:{name}\n"
+                                          "environment:\n  image: local/my-image:1\n")
+    data = dry_run(MLClient().jobs.validate(load_job(as_is), name=_unique("dry").replace("-", "_")))
+    assert data["job_variables"]["image"] == "local/my-image:1"
+    assert data["infrastructure"]["container"]["image"] == "local/my-image:1"
+
+    write(tmp_path / "conda.yml", "dependencies:\n  - python=3.11\n  - pip:\n    - six\n")
+    conda = write(tmp_path / "conda_job.yml", f"command: python -V\ncompute: azureml:{name}\n"
+                                              "environment:\n  image: local/my-image:1\n  conda_file: conda.yml\n")
+    spec = MLClient().jobs.validate(load_job(conda), name=_unique("dry").replace("-", "_"))
+    data = dry_run(spec)
+    expected = built_image_tag(environment_definition(spec.environment, base_path=spec.base_path))
+    assert expected.startswith("prefect-ml-env/")
+    assert data["job_variables"]["image"] == expected and data["job_variables"]["image_pull_policy"] == "Never"
+    assert data["infrastructure"]["container"]["image"] == expected
+    assert image_for_environment(spec.environment, base_path=spec.base_path, build=False) == expected
+
+
+def test_image_only_environment_notice_is_printed_by_job_create(targets, capfd):
+    """The "image only -> current interpreter" notice is shown when the job is created (``job create`` prints the
+    spec's warnings through ``MLClient.jobs.run``), not only in its logs."""
+    import sys
+
+    from prefect_ml import MLClient, command
+
+    name = _unique("cpu-cluster")
+    targets(name=name, type="local")
+    client = MLClient()
+    spec = client.jobs.validate(command(command="python -c \"print('ran')\"", compute=f"azureml:{name}",
+                                        environment={"image": "python:3.11"}))
+    (notice,) = [w for w in spec.warnings if "image python:3.11" in w]
+    assert "current interpreter" in notice and sys.executable in notice
+    job = client.jobs.run(spec)
+    assert job.status == "Completed"
+    assert f"Warning: {notice}" in capfd.readouterr().err
+    docker = targets(name=_unique("docker"), type="docker", image="local/prefect-ml:test")
+    on_docker = client.jobs.validate(command(command="python -V", compute=docker.name,
+                                             environment={"image": "python:3.11"}))
+    assert not any("current interpreter" in w for w in on_docker.warnings)  # Docker runs the image itself
+
+
+def test_dask_adaptive_cluster_scales_down_to_min_instances_after_the_idle_time_and_logs_it():
+    """A real adaptive LocalCluster (min_instances 0, max_instances 1, idle_time_before_scale_down 2 s): after a
+    task it shrinks to 0 workers and the worker's log gets the lifecycle line with its timing."""
+    import time
+
+    from distributed import Client
+
+    from helpers import wait_for
+    from prefect_ml.compute.dask_worker import DaskJobConfiguration, start_cluster
+
+    lines: list[str] = []
+    cluster = start_cluster(DaskJobConfiguration(min_instances=0, max_instances=1, idle_time_before_scale_down=2),
+                            log=lines.append)
+    try:
+        with Client(cluster, set_as_default=False) as client:
+            assert client.submit(sum, [1, 2]).result(timeout=60) == 3
+            done = time.time()
+            assert len(client.scheduler_info()["workers"]) == 1
+            wait_for(lambda: cluster._adaptive.scale_downs, timeout=60, what="the adaptive scale-down")
+            wait_for(lambda: not client.scheduler_info()["workers"], timeout=30, what="the worker to be retired")
+        (event,) = cluster._adaptive.scale_downs
+        assert event["from_workers"] == 1 and event["to_workers"] == 0 and event["at"] > done
+        assert event["idle_seconds"] == 2
+        (line,) = lines
+        assert line.startswith("Lifecycle: scale-down 1 -> 0 Dask workers (minimum 0) after 2.0s idle")
+    finally:
+        cluster.close()
+
+
+def test_task_runner_for_a_dask_target_fans_out_on_the_targets_cluster(monkeypatch):
+    """``task_runner_for(<dask target>)`` gives a DaskTaskRunner that runs a flow's mapped tasks on the target's
+    cluster (a real LocalCluster on a TCP address: one worker with two threads, in this process to stay cheap)."""
+    from distributed import LocalCluster
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+
+    from prefect_ml.compute.dask_worker import SCHEDULER_ENV
+    from prefect_ml.compute.targets import ComputeTarget, task_runner_for
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def square(x: int) -> tuple[int, str]:
+        from distributed import get_worker
+
+        return x * x, get_worker().address
+
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
+        target = ComputeTarget(name="dask-fanout", type="dask",
+                               settings={"scheduler_address": cluster.scheduler_address})
+        runner = task_runner_for(target, max_workers=2)
+
+        @flow(task_runner=runner, persist_result=False)
+        def fan_out(n: int):
+            return [future.result() for future in square.map(range(n))]
+
+        results = fan_out(4)
+        workers = set(cluster.scheduler_info["workers"])
+        assert [value for value, _ in results] == [0, 1, 4, 9]
+        assert {address for _, address in results} <= workers and workers
+        # A flow run started by the Dask worker finds its cluster through PREFECT_ML_DASK_SCHEDULER.
+        monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
+        assert task_runner_for(ComputeTarget(name="d", type="dask")).address == cluster.scheduler_address

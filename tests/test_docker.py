@@ -2,7 +2,7 @@
 
 Needs the engine and image of ``scripts/docker-test-engine.sh`` (``.ci/run`` starts them); skips otherwise.
 Jobs go through the normal path (``prefect-ml job create`` with ``compute: azureml:<docker target>``,
-``prefect_ml.compute.submit``); the environment-image test passes the image's job variables itself.
+``prefect_ml.compute.submit``, which adds the environment's image to the job variables).
 """
 
 from __future__ import annotations
@@ -90,9 +90,11 @@ def test_cancel_stops_the_container(docker_target, tmp_path):
     target, host, image = docker_target
     name = f"docker_cancel_{uuid.uuid4().hex[:8]}"
     command = "python -c \"import time; print('sleeping', flush=True); time.sleep(600)\""
-    result = cli("job", "create", "--file", str(_job_file(tmp_path, command, target.name)), "--name", name)
-    assert result.returncode == 0, result.stderr
-    client = MLClient()
+    from prefect_ml.specs.loader import load_job
+
+    client = MLClient()  # in process: the CLI's create and cancel are tested elsewhere (saves two subprocesses)
+    queued = client.jobs.create_or_update(load_job(_job_file(tmp_path, command, target.name)), name=name)
+    assert queued.status in ("Queued", "Preparing", "Running")
 
     def sleeping():
         job = client.jobs.get(name)
@@ -100,8 +102,7 @@ def test_cancel_stops_the_container(docker_target, tmp_path):
 
     job = wait_for(sleeping, timeout=240, what="the command to run in its container")
     assert _containers(host, job.prefect_flow_run_id)
-    cancelled = cli("job", "cancel", name)
-    assert cancelled.returncode == 0, cancelled.stderr
+    assert client.jobs.cancel(name).status in ("CancelRequested", "Canceled")
     job = wait_for(lambda: (j := client.jobs.get(name)).status in ("Canceled", "Failed", "Completed") and j,
                    timeout=120, what="the canceled job to end")
     assert job.status == "Canceled", job.error
@@ -109,11 +110,11 @@ def test_cancel_stops_the_container(docker_target, tmp_path):
 
 
 def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_target, tmp_path, monkeypatch):
-    """A conda file (one pure-Python package) becomes an image FROM the prefect-ml image; the job uses its venv."""
+    """A conda file (one pure-Python package) becomes an image FROM the prefect-ml image; `job create`'s path
+    passes it to the Docker worker and the job runs in it, with its venv."""
     from prefect_ml import MLClient
     from prefect_ml._prefect import prefect_client
     from prefect_ml.compute import submit
-    from prefect_ml.compute.docker import environment_job_variables
     from prefect_ml.compute.images import image_exists, image_for_environment
     from prefect_ml.specs.loader import load_job
 
@@ -128,15 +129,12 @@ def test_conda_environment_builds_a_cached_image_through_prefect_docker(docker_t
     built = image_for_environment(spec.environment, base_path=spec.base_path)
     assert built.startswith("prefect-ml-env/") and image_exists(built)
     assert image_for_environment(spec.environment, base_path=spec.base_path) == built  # cached by spec hash
-    # Submitted like submit.submit_job does, plus the environment's image (the docker hook).
-    hook = environment_job_variables(spec, target)
-    assert hook == {"image": built, "image_pull_policy": "Never"}
-    variables = {**submit.job_variables(spec, target), **hook}
-    snapshot = submit.upload_snapshot(str(spec.code_path()))
+    # The normal submission path puts the environment's image into the flow run's job variables.
+    queued = MLClient().jobs.run(MLClient().jobs.validate(spec))
     with prefect_client() as client:
-        client.create_flow_run_from_deployment(submit.ensure_deployment(target), name=name, tags=[submit.JOB_TAG],
-                                               parameters=submit.flow_parameters(spec, snapshot=snapshot),
-                                               job_variables=variables)
+        variables = client.read_flow_run(queued.prefect_flow_run_id).job_variables
+    assert variables["image"] == built and variables["image_pull_policy"] == "Never"
+    assert submit.job_variables(spec, target)["image"] == built
     job = MLClient().jobs.stream(name, printer=lambda _line: None, timeout_seconds=240)
     log = Path(job.log_path).read_text() if job.log_path else ""
     assert job.status == "Completed", (job.error, log)

@@ -95,6 +95,10 @@ class MLClient:
         self.models = ModelOperations()
 
 
+#: Seconds ``JobOperations.iter_logs`` keeps reading a finished job's logs for lines still in flight.
+FINAL_LOG_GRACE_SECONDS = 10.0
+
+
 class JobOperations:
     """Create, inspect, follow, cancel and download jobs."""
 
@@ -260,10 +264,18 @@ class JobOperations:
         deadline = None if timeout_seconds is None else time.monotonic() + timeout_seconds
         seen: set = set()
         offset = 0
+        flow_end_logged = False  # the engine's own flow-level "Finished in state ..." line, its last
+        drain_until = None
         with prefect_client() as client:
             while True:
                 state = client.read_flow_run(flow_run.id).state
                 finished = state is not None and state.is_final()
+                # The flow-run process sends its logs in batches, after its final state: once the run has ended,
+                # re-read from the start (late lines may sort before the offset) until the engine's last line
+                # arrived, for at most FINAL_LOG_GRACE_SECONDS (a crashed process never sends it).
+                if finished and drain_until is None:
+                    drain_until = time.monotonic() + FINAL_LOG_GRACE_SECONDS
+                    offset = 0
                 while True:
                     logs = client.read_logs(
                         log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run.id])),
@@ -271,6 +283,8 @@ class JobOperations:
                     for log in logs:
                         if log.id not in seen:
                             seen.add(log.id)
+                            if log.task_run_id is None and log.message.startswith("Finished in state"):
+                                flow_end_logged = True
                             # Prefect's per-task "Finished in state Completed()" lines say nothing
                             # without the task's name; the job's own lines and lifecycle steps do.
                             if log.task_run_id is not None and log.message.startswith("Finished in state Completed"):
@@ -279,7 +293,11 @@ class JobOperations:
                     offset += len(logs)
                     if len(logs) < 200:
                         break
-                if finished or (deadline is not None and time.monotonic() > deadline):
+                if finished and (flow_end_logged or not seen or time.monotonic() > drain_until):
+                    return
+                if finished:
+                    offset = 0
+                if deadline is not None and time.monotonic() > deadline:
                     return
                 time.sleep(poll_seconds)
 

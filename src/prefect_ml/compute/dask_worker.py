@@ -107,8 +107,53 @@ def run_flow_run_process(env: dict[str, str], submitted_at: float) -> dict[str, 
     return {"status_code": code, "queued_seconds": started - submitted_at, "run_seconds": time.time() - started}
 
 
-def start_cluster(configuration: DaskJobConfiguration | Any):
+def _logged_adaptive_class():
+    from distributed.deploy.adaptive import Adaptive
+
+    class LoggedAdaptive(Adaptive):
+        """Dask's ``Adaptive`` that reports each scale-down as a lifecycle step with its timing.
+
+        ``scale_downs`` keeps ``{"at", "from_workers", "to_workers", "idle_seconds", "retire_seconds"}`` per
+        scale-down; ``on_scale_down(message)`` (if set) receives the lifecycle line.
+        """
+
+        on_scale_down = None
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.scale_downs: list[dict[str, float]] = []
+
+        async def scale_down(self, workers):
+            if not workers:
+                return
+            before = len(self.cluster.workers)
+            started = time.monotonic()
+            await super().scale_down(workers)
+            event = {"at": time.time(), "from_workers": before, "to_workers": len(self.cluster.workers),
+                     "idle_seconds": self.wait_count * self.interval,
+                     "retire_seconds": round(time.monotonic() - started, 3)}
+            self.scale_downs.append(event)
+            if self.on_scale_down is not None:
+                self.on_scale_down(
+                    f"Lifecycle: scale-down {event['from_workers']} -> {event['to_workers']} Dask workers "
+                    f"(minimum {self.minimum}) after {event['idle_seconds']:.1f}s idle, retired in "
+                    f"{event['retire_seconds']:.2f}s")
+
+    return LoggedAdaptive
+
+
+def start_cluster(configuration: DaskJobConfiguration | Any, *, log=None):
     """Start the cluster a ``dask`` pool's settings describe (no ``scheduler_address``).
+
+    With ``max_instances`` above ``min_instances`` the cluster is adaptive (Dask's ``Adaptive``): it shrinks to
+    ``min_instances`` workers once they have been idle ``idle_time_before_scale_down`` seconds (Azure's
+    meaning, https://learn.microsoft.com/azure/machine-learning/reference-yaml-compute-aml), checked every
+    ``ADAPT_INTERVAL_SECONDS``; each scale-down is reported to ``log(message)`` as a ``Lifecycle:`` line and kept
+    in ``cluster._adaptive.scale_downs``.
+
+    Args:
+        configuration: The pool's rendered job configuration (or any object with the same attributes).
+        log: Optional ``callable(str)`` receiving scale-down lifecycle lines (the worker's logger).
 
     Raises:
         ConfigurationError: ``cluster: cuda`` without dask-cuda or without a GPU.
@@ -141,8 +186,10 @@ def start_cluster(configuration: DaskJobConfiguration | Any):
         cluster = LocalCluster(**kwargs)
     if configuration.max_instances is not None and configuration.max_instances > configuration.min_instances:
         wait_count = max(1, math.ceil(configuration.idle_time_before_scale_down / ADAPT_INTERVAL_SECONDS))
-        cluster.adapt(minimum=configuration.min_instances, maximum=configuration.max_instances,
-                      interval=f"{ADAPT_INTERVAL_SECONDS}s", wait_count=wait_count)
+        adaptive = cluster.adapt(Adaptive=_logged_adaptive_class(), minimum=configuration.min_instances,
+                                 maximum=configuration.max_instances, interval=f"{ADAPT_INTERVAL_SECONDS}s",
+                                 wait_count=wait_count)
+        adaptive.on_scale_down = log
     return cluster
 
 
@@ -192,7 +239,7 @@ class DaskWorker(BaseWorker[DaskJobConfiguration, DaskVariables, DaskWorkerResul
             if configuration.scheduler_address:
                 client = connect(configuration.scheduler_address)
             else:
-                cluster = start_cluster(configuration)
+                cluster = start_cluster(configuration, log=self._logger.info)
                 self._clusters[key] = cluster
                 client = connect(cluster.scheduler_address)
             self._dask_clients[key] = client

@@ -44,34 +44,44 @@ def shared_home_settings(image: str | None = None) -> dict[str, Any]:
     return result
 
 
-def environment_job_variables(spec, target, *, log=None) -> dict[str, Any]:
+def environment_job_variables(spec, target, *, log=None, build: bool = True) -> dict[str, Any]:
     """Job variables that run ``spec`` in its environment's image on a docker ``target`` (building it if needed).
 
-    The hook for the submission path (``prefect_ml.compute.submit``): merge the result into the flow run's
-    job variables for docker targets. Returns ``{}`` when the environment does not change the target's image.
+    Called by the submission path (``prefect_ml.compute.submit.job_variables``) for docker targets: ``image`` as
+    is for an environment with only an ``image``; the image built for a ``conda_file`` / ``build.path``
+    (:func:`prefect_ml.compute.images.image_for_environment`, cached by specification hash). Returns ``{}``
+    when the environment does not change the target's image.
 
     Args:
         spec: The validated job.
         target: Its docker ``ComputeTarget`` (its ``settings["image"]`` is the default image).
         log: Optional ``callable(str)`` for build progress.
+        build: Build a missing image (``False`` for ``--dry-run``: the tag it would get, nothing built).
+
+    Returns:
+        ``{"image": ..., "image_pull_policy": "Never"}`` for images that exist only on the local engine (built
+        here, or found there), ``{"image": ...}`` for others, or ``{}``.
 
     Raises:
         ConfigurationError: The environment is unknown or its image cannot be built.
     """
-    from prefect_ml.compute.images import image_exists, image_for_environment
+    from prefect_ml.compute.images import image_exists, image_for_environment, is_built_image
 
     default = (getattr(target, "settings", None) or {}).get("image")
     environment = getattr(spec, "environment", None)
     if environment is None:
         return {}
     image = image_for_environment(environment, base_path=getattr(spec, "base_path", None), base_image=default,
-                                  log=log)
+                                  log=log, build=build)
     if image == default:
         return {}
     variables: dict[str, Any] = {"image": image}
-    try:
-        if image_exists(image):
-            variables["image_pull_policy"] = "Never"
-    except Exception:  # engine unreachable from the submitting side: let the worker pull
-        pass
+    if is_built_image(image):
+        variables["image_pull_policy"] = "Never"
+    elif build:
+        try:
+            if image_exists(image):
+                variables["image_pull_policy"] = "Never"
+        except Exception:  # engine unreachable from the submitting side: let the worker pull
+            pass
     return variables

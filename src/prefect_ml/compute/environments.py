@@ -181,6 +181,34 @@ def check_environment(environment, *, base_path: str | None = None) -> None:
         raise _conda_only_error(venv_spec, list(venv_spec.conda_only))
 
 
+def environment_notice(environment, *, base_path: str | None = None, target_type: str = "local") -> str | None:
+    """The one-line notice a job's run will log about its interpreter, computed without building anything.
+
+    ``job create`` prints it at once (the run logs it again): an ``image``-only environment or an unconfigured
+    curated name runs with the current interpreter on local, process and Dask compute (not in that image).
+    Docker and Kubernetes compute run the image, so there is no notice for them.
+
+    Returns:
+        The notice, or ``None``.
+    """
+    if environment is None or target_type in ("docker", "kubernetes") or os.environ.get("PREFECT_ML_ENV_PYTHON"):
+        return None
+    label = environment.reference or (f"image {environment.image}" if environment.image else "inline environment")
+    try:
+        definition = environment_definition(environment, base_path=base_path)
+    except (ConfigurationError, NotFoundError):
+        return None  # check_environment reports it
+    if definition is None:
+        if environment.is_curated:
+            return (f"Environment {label} runs with the current interpreter ({sys.executable}) on the {target_type} "
+                    "compute.")
+        return None
+    if definition.python_executable or venv_spec_for(definition) is not None:
+        return None
+    return (f"Environment {label} has no conda file or requirements; it runs with the current interpreter "
+            f"({sys.executable}) on the {target_type} compute (its image is used on Docker compute).")
+
+
 def venv_spec_for(definition):
     """The :class:`~prefect_ml.compute.venvs.VenvSpec` of an environment, or ``None`` (nothing to install).
 

@@ -67,7 +67,7 @@ def _slug(name: str | None) -> str:
 
 
 def image_for_environment(environment, *, base_path: str | None = None, base_image: str | None = None,
-                          log=None) -> str:
+                          log=None, build: bool = True) -> str:
     """The image a job's environment runs in on Docker compute, building it when needed.
 
     Args:
@@ -75,6 +75,8 @@ def image_for_environment(environment, *, base_path: str | None = None, base_ima
         base_path: Folder an inline ``conda_file``/``build.path`` is relative to.
         base_image: The compute's default image (default :func:`default_image`).
         log: Optional ``callable(str)`` for progress lines.
+        build: Build the image when missing. ``False`` (``job create --dry-run``) returns the tag an
+            environment with a ``conda_file``/``build.path`` would get, touching no engine.
 
     Returns:
         An image reference (``name:tag``).
@@ -83,7 +85,7 @@ def image_for_environment(environment, *, base_path: str | None = None, base_ima
         ConfigurationError: The environment is unknown, has no image to start from, or its build failed
             (with the last lines of the build output).
     """
-    from prefect_ml.compute.environments import environment_definition, specification_hash
+    from prefect_ml.compute.environments import environment_definition
 
     log = log or (lambda _msg: None)
     base_image = base_image or default_image()
@@ -98,7 +100,9 @@ def image_for_environment(environment, *, base_path: str | None = None, base_ima
                                  "`prefect-ml environment create --file env.yml`.")
     if definition.build_context is None and definition.conda_file is None:
         return definition.image or base_image
-    tag = f"{IMAGE_REPOSITORY}/{_slug(definition.env_name or environment.name)}:{specification_hash(definition)}"
+    tag = built_image_tag(definition, environment)
+    if not build:
+        return tag
     if image_exists(tag):
         log(f"Reusing image {tag} (same environment specification).")
         return tag
@@ -111,6 +115,19 @@ def image_for_environment(environment, *, base_path: str | None = None, base_ima
             _build(Path(folder), "Dockerfile", tag, log)
     log(f"Built image {tag} in {time.monotonic() - started:.1f} s.")
     return tag
+
+
+def built_image_tag(definition, environment=None) -> str:
+    """``prefect-ml-env/<name>:<specification hash>``: the tag of the image built for an environment definition."""
+    from prefect_ml.compute.environments import specification_hash
+
+    name = definition.env_name or (environment.name if environment is not None else None)
+    return f"{IMAGE_REPOSITORY}/{_slug(name)}:{specification_hash(definition)}"
+
+
+def is_built_image(image: str) -> bool:
+    """Whether ``image`` is one prefect-ml builds for environments (it exists only on the local engine)."""
+    return image.startswith(IMAGE_REPOSITORY + "/")
 
 
 def _conda_context(definition, folder: Path, from_image: str, tag: str) -> None:

@@ -198,13 +198,30 @@ def flow_parameters(spec, snapshot: dict[str, Any] | None = None, submitted_at: 
     return params
 
 
-def job_variables(spec, target: ComputeTarget) -> dict[str, Any]:
-    """Work pool job variables for ``spec`` on ``target`` (resources; see ``targets.job_variables_for``).
+def job_variables(spec, target: ComputeTarget, *, build: bool = True, log: Callable[[str], None] | None = None
+                  ) -> dict[str, Any]:
+    """Work pool job variables for ``spec`` on ``target``.
+
+    Resources (``targets.job_variables_for``) plus, on docker targets, the environment's image
+    (``compute.docker.environment_job_variables``: ``image`` as is, or the image built for a ``conda_file`` /
+    ``build.path``).
+
+    Args:
+        spec: The validated job.
+        target: Its compute target.
+        build: Build a missing environment image (``False`` for ``--dry-run``: its tag only).
+        log: Optional ``callable(str)`` for image build progress.
 
     Raises:
         ValidationError: Unknown instance type.
+        ConfigurationError: The environment's image cannot be built.
     """
-    return job_variables_for(target, getattr(spec, "resources", None))
+    variables = job_variables_for(target, getattr(spec, "resources", None))
+    if target.type == "docker":
+        from prefect_ml.compute.docker import environment_job_variables
+
+        variables.update(environment_job_variables(spec, target, log=log, build=build))
+    return variables
 
 
 def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = False,
@@ -231,7 +248,7 @@ def submit_job(spec, target: ComputeTarget | None = None, *, stream: bool = Fals
     if target.is_local:
         raise ValidationError([Problem("compute", "a local target runs in this process; use MLClient.jobs.run",
                                        value=spec.compute)])
-    variables = job_variables(spec, target)
+    variables = job_variables(spec, target, log=lambda line: print(line, file=sys.stderr))
     deployment_id = ensure_deployment(target, spec.type)
     snapshot = upload_snapshot(spec.code_path() or spec.code) if getattr(spec, "code", None) else None
     submitted_at = time.time()
@@ -354,7 +371,7 @@ def dry_run(spec, target: ComputeTarget | None = None) -> dict[str, Any]:
         "compute": {"name": target.name, "type": target.type, "settings": target.settings},
         "command": rendered_command(spec),
     }
-    variables = job_variables(spec, target)
+    variables = job_variables(spec, target, build=False)
     result["job_variables"] = variables
     if not target.is_local:
         kind = _kind(spec.type)

@@ -82,7 +82,7 @@ def command_job(job: dict[str, Any], job_name: str | None = None, stream: bool =
                          snapshot["path"] if snapshot else None, values, info)
         timeout = spec.limits.timeout if spec.limits else None
         outcome = timed("run", execute_command, prepared.command, prepared.workdir, prepared.env,
-                        prepared.log_path, timeout, stream)
+                        prepared.log_path, timeout, stream, process_envs=prepared.process_envs)
         if not outcome.succeeded:
             status = "Canceled" if outcome.cancelled else "Failed"
             message = describe_failure(outcome, timeout)

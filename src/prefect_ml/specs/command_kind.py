@@ -22,15 +22,25 @@ def preflight(spec):
         ConfigurationError: The environment cannot be resolved.
     """
     from prefect_ml.client import check_compute
-    from prefect_ml.compute.environments import check_environment
+    from prefect_ml.compute.environments import check_environment, environment_notice
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
-    check_compute(spec)
+    target = check_compute(spec)
+    from prefect_ml.compute.distributed import distribution_problems
+    from prefect_ml.exceptions import ValidationError
+
+    problems = distribution_problems(spec, target.type)
+    if problems:
+        raise ValidationError(problems, file=spec.source_file)
     if spec.code:
         check_code_folder(spec.code_path() or spec.code)
     check_environment(spec.environment, base_path=spec.base_path)
     check_inputs(spec)
+    # Shown by `job create` (with the other warnings) before the job runs, not only in its logs.
+    notice = environment_notice(spec.environment, base_path=spec.base_path, target_type=target.type)
+    if notice and notice not in spec.warnings:
+        spec = spec.model_copy(update={"warnings": [*spec.warnings, notice]})
     return spec
 
 

@@ -110,7 +110,8 @@ def _echo_stdout(line: str) -> None:
 
 @task(name="run-command", cache_policy=NO_CACHE, persist_result=False)
 def execute_command(command: str, workdir: str, env: dict[str, str], log_path: str,
-                    timeout_seconds: float | None = None, echo: bool = False) -> CommandOutcome:
+                    timeout_seconds: float | None = None, echo: bool = False,
+                    process_envs: list[dict[str, str]] | None = None) -> CommandOutcome:
     """Run the rendered command as a child process group, streaming its output.
 
     Output lines go to ``log_path``, to the Prefect run logs (stderr lines at WARNING) and, with
@@ -118,9 +119,16 @@ def execute_command(command: str, workdir: str, env: dict[str, str], log_path: s
     flow run is set to Cancelling (``prefect-ml job cancel``, the Prefect UI), or when this process
     is interrupted.
 
+    With ``process_envs`` of more than one entry (``resources.instance_count`` / ``distribution``, see
+    :mod:`prefect_ml.compute.distributed`) the command runs once per entry, all at once, each in its own process
+    group with that environment; lines are prefixed ``[rank R]``. The first process to fail (or a timeout or
+    cancel) stops the others; the outcome is that of the first failure, else of rank 0.
+
     Returns:
         The :class:`CommandOutcome`; a non-zero exit is not raised here but recorded.
     """
+    if process_envs and len(process_envs) > 1:
+        return _execute_processes(command, workdir, process_envs, log_path, timeout_seconds, echo)
     from prefect import get_run_logger
     from prefect.context import get_run_context
 
@@ -136,6 +144,56 @@ def execute_command(command: str, workdir: str, env: dict[str, str], log_path: s
     finally:
         sink.close()
     return CommandOutcome.from_result(result)
+
+
+def _execute_processes(command: str, workdir: str, envs: list[dict[str, str]], log_path: str,
+                       timeout_seconds: float | None, echo: bool) -> CommandOutcome:
+    from prefect import get_run_logger
+    from prefect.context import get_run_context
+
+    logger = get_run_logger()
+    context = get_run_context()
+    flow_run_id = str(context.task_run.flow_run_id) if getattr(context, "task_run", None) else None
+    cancel = _cancel_checker(flow_run_id)
+    sink = _LogSink(Path(log_path), logger, _echo_stdout if echo else None)
+    stop = threading.Event()
+    results: dict[int, ProcessResult] = {}
+    logger.info("Running %d processes (resources.instance_count x distribution.process_count_per_instance)",
+                len(envs))
+
+    def run(rank: int) -> None:
+        def on_line(stream: str, line: str) -> None:
+            sink(stream, f"[rank {rank}] {line}")
+
+        def should_stop() -> bool:
+            return stop.is_set() or (rank == 0 and cancel is not None and cancel())
+
+        result = run_command(command, cwd=workdir, env=envs[rank], on_line=on_line, timeout_seconds=timeout_seconds,
+                             should_cancel=should_stop, cancel_poll_seconds=0.2 if rank else 1.0)
+        results[rank] = result
+        if result.exit_code != 0 or result.timed_out or result.cancelled:
+            stop.set()
+
+    threads = [threading.Thread(target=run, args=(rank,), daemon=True) for rank in range(len(envs))]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        stop.set()
+        sink.close()
+    ordered = [results[rank] for rank in sorted(results)]
+    # The first process that failed on its own, else one killed by timeout/cancel, else rank 0.
+    failed = [r for r in ordered if r.exit_code != 0 and not r.cancelled and not r.timed_out]
+    stopped = [r for r in ordered if r.timed_out or r.cancelled]
+    chosen = failed[0] if failed else stopped[0] if stopped else ordered[0]
+    outcome = CommandOutcome.from_result(chosen)
+    if failed:
+        outcome.cancelled = outcome.timed_out = False
+    outcome.duration_seconds = max(r.duration_seconds for r in ordered)
+    outcome.tail = [line for r in ordered for line in r.tail][-30:]
+    return outcome
 
 
 def describe_failure(outcome: CommandOutcome, timeout_seconds: Any) -> str:
@@ -163,6 +221,8 @@ class PreparedCommand:
         outputs: Output name -> :class:`prefect_ml.tasks.outputs.OutputLocation`.
         log_path: The job's log file (``user_logs/std_log.txt``).
         environment: Description of the interpreter used.
+        process_envs: One environment per process when the job runs several (``instance_count`` /
+            ``distribution``; :func:`prefect_ml.compute.distributed.process_environments`), else ``None``.
     """
 
     command: str
@@ -171,6 +231,7 @@ class PreparedCommand:
     outputs: dict[str, Any]
     log_path: str
     environment: str
+    process_envs: list[dict[str, str]] | None = None
 
 
 @task(name="prepare-command", cache_policy=NO_CACHE, persist_result=False)
@@ -210,6 +271,11 @@ def prepare_command(spec, job_name: str, job_dir: str, snapshot_path: str | None
         "MLFLOW_EXPERIMENT_ID": tracking_info["experiment_id"],
     }, job_name)
     logger.info("Command: %s", command)
+    from prefect_ml.compute.distributed import process_environments
+
+    process_envs = process_environments(spec, env)
     return PreparedCommand(command=command, workdir=str(workdir), env=env,
                            outputs=locations, log_path=str(root / "user_logs" / "std_log.txt"),
-                           environment=resolved.description)
+                           environment=resolved.description,
+                           process_envs=process_envs if len(process_envs) > 1 or process_envs[0] is not env
+                           else None)
