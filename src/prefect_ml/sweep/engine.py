@@ -234,6 +234,15 @@ class SweepRunner:
                     self.metric_checked = True
         return done
 
+    def _interrupt(self, r: _Running) -> None:
+        """Record a trial stopped because the sweep failed as interrupted: a resumed sweep runs it again."""
+        from optuna.trial import TrialState
+
+        self.study.study._storage.set_trial_user_attr(r.trial._trial_id, "interrupted", True)
+        self.study.study.tell(r.trial, state=TrialState.FAIL)
+        self.study.study.enqueue_trial(r.trial.params, skip_if_exists=False)
+        self._mark_interrupted(r.run_id, None, r.name)
+
     def _mark_interrupted(self, run_id: str | None, flow_run_id: str | None, name: str | None) -> None:
         if run_id is None and name:
             run = self._child_runs().get(name)
@@ -360,6 +369,7 @@ class SweepRunner:
             try:
                 self.study.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
                 self.study.study.tell(trial, state=TrialState.FAIL)
+                self.study.study.enqueue_trial(trial.params, skip_if_exists=False)  # a resumed sweep runs it
                 self.client.delete_run(run_id)
             except Exception:  # noqa: BLE001 - best effort
                 pass
@@ -542,7 +552,7 @@ class SweepRunner:
                 for r in self.running.values():
                     try:
                         r.future.wait(30)
-                        self._finish(r)
+                        self._interrupt(r)
                     except BaseException:  # noqa: BLE001
                         pass
                 raise
