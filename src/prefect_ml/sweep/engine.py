@@ -477,7 +477,8 @@ class SweepRunner:
                  "flow_run_id": outcome.get("flow_run_id") or r.flow_run_id, "mlflow_run_id": r.run_id,
                  "duration_seconds": round(time.monotonic() - r.started, 3)}
         for key, value in attrs.items():
-            r.trial.set_user_attr(key, value)
+            if value is not None:  # read with .get: one journal entry fewer each
+                r.trial.set_user_attr(key, value)
         if r.run_id and (terminated or self.function):
             from mlflow.entities import RunTag
 
