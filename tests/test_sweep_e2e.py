@@ -364,10 +364,12 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
     original_finish = SweepRunner._finish
     calls = []
     finished_before: set = set()
+    lost: list = []
 
     def failing_once(self, r):  # the first attempt dies after recording two trials
         calls.append(r.name)
         if len(calls) == 3:
+            lost.append(r.values["x"])
             finished_before.update(t.user_attrs["parameters"]["x"] for t in self.study.study.get_trials()
                                    if t.state == TrialState.COMPLETE)
             raise RuntimeError("the sweep process lost its database connection")
@@ -384,4 +386,4 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
     assert len(calls) > 3  # the flow run was retried
     starts = Counter(m[2] for m in _markers(tmp_path) if m[0] == "start")
     assert len(finished_before) == 2 and all(starts[x] == 1 for x in finished_before), starts
-    assert starts[0.3] == 2  # its result was lost with the first attempt: it ran again
+    assert starts[lost[0]] == 2  # its result was lost with the first attempt: it ran again

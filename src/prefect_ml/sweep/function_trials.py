@@ -167,8 +167,6 @@ def install_log_hook() -> None:
             ctx = _CURRENT.get()
             if ctx is not None:
                 _check_stop(ctx)
-                if not args:  # MLflow's asynchronous logging unless the caller chose: off the trial's time
-                    kwargs.setdefault("synchronous", False)
             result = original_metric(key, value, *args, **kwargs)
             if ctx is not None:
                 _record(ctx, key, value)
@@ -179,8 +177,6 @@ def install_log_hook() -> None:
             ctx = _CURRENT.get()
             if ctx is not None:
                 _check_stop(ctx)
-                if not args:
-                    kwargs.setdefault("synchronous", False)
             result = original_metrics(metrics, *args, **kwargs)
             if ctx is not None:
                 for key, value in metrics.items():
@@ -253,7 +249,6 @@ def _run_function_trial(function: str, code: str | None, parameters: dict[str, A
         with _LOCK:
             _REGISTRY.pop(run_id, None)
         if mlflow.active_run() is not None:
-            mlflow.flush_async_logging()  # the metrics are stored before the run ends
             mlflow.end_run(status=status)
 
 
