@@ -262,9 +262,9 @@ def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):
     from prefect_ml import MLClient, tracking
 
     client = tracking.get_client()
-    # trial_timeout: 0.1 would log 40 x 0.2 s and is stopped after 1 s; 0.9 (no pause) completes
-    path = _function_sweep(tmp_path / "trial", values=[0.1, 0.9], steps=40, pause=0.2, concurrent=2,
-                           limits=", trial_timeout: 1")
+    # trial_timeout: 0.1 would log 10 x 1 s and is stopped after 3 s; 0.9 (10 logs, no pause) completes
+    path = _function_sweep(tmp_path / "trial", values=[0.1, 0.9], steps=10, pause=1.0, concurrent=2,
+                           limits=", trial_timeout: 3")
     job = _json(MLClient().jobs.create_or_update(str(path), name=_unique("trial_timeout")))
     assert job["status"] == "Completed", job["error"]
     trials = _trials_by_x(job)
