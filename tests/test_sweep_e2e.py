@@ -1,4 +1,9 @@
-"""Sweep jobs end to end: real Prefect API, real MLflow (SQLite), real Optuna, real trial processes."""
+"""Sweep jobs end to end: real Prefect API, real MLflow (SQLite), real Optuna, real trial processes.
+
+Command trials (a child command job and a process each) are exercised where processes matter (the Azure
+file, a component trial cancelled by early termination); the rest uses function trials (a Prefect task
+each, no process), which share the trial loop, limits, cancellation and resume.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, cli_json, pid_alive, wait_for, write
+from helpers import cli_json, pid_alive, wait_for, write
+
+TESTS = Path(__file__).resolve().parent
 
 pytestmark = pytest.mark.slow
 
@@ -32,15 +39,22 @@ def _unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
 
 
+def _json(job) -> dict:
+    """The job as ``job show --output json`` prints it (details at the top level)."""
+    data = job.to_dict()
+    return {**data, **(data.pop("details", None) or {})}
+
+
 def test_azure_hello_sweep_runs_unchanged(azure_examples, tmp_path):
+    from prefect_ml import MLClient
+
     target = tmp_path / "hello-sweep.yml"
     shutil.copy(azure_examples / "jobs" / "basics" / "hello-sweep.yml", target)
     target.chmod(0o644)
     write(tmp_path / "src" / "hello-sweep.py", HELLO_SWEEP_PY)
     name = _unique("hello_sweep")
-    result, job = cli_json("job", "create", "--file", str(target), "--name", name, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert job["type"] == "sweep" and job["status"] == "Completed"
+    job = _json(MLClient().jobs.create_or_update(str(target), name=name))
+    assert job["type"] == "sweep" and job["status"] == "Completed", job["error"]
     trials = job["trials"]
     assert len(trials) == 4 and all(t["status"] == "Completed" for t in trials)
     assert all(t["parameters"]["B"] in ("hello", "world", "hello_world") and 0.1 <= t["parameters"]["C"] <= 1.0
@@ -73,41 +87,68 @@ with open(a.marker, "a") as fh:
 """
 
 
-def _steps_sweep(tmp_path: Path, *, values, steps: int, pause: float, concurrent: int, extra: str = "") -> Path:
-    write(tmp_path / "src" / "steps.py", STEPS_PY)
+def _function_sweep(tmp_path: Path, *, values, steps: int, pause: float, concurrent: int, extra: str = "",
+                    limits: str = "") -> Path:
+    """A sweep file whose trial is tests/sweep_functions.py's ``steps`` (a function trial, YAML form)."""
     marker = tmp_path / "marker.txt"
     return write(tmp_path / "sweep.yml", f"""\
 type: sweep
-trial:
-  command: >-
-    python steps.py --x ${{{{search_space.x}}}} --steps ${{{{inputs.steps}}}} --pause {pause} --marker {marker}
-  code: src
-inputs:
-  steps: {steps}
+trial: {{function: "sweep_functions:steps", code: {TESTS}}}
+inputs: {{steps: {steps}, pause: {pause}, marker: {marker}}}
 sampling_algorithm: grid
 search_space:
   x: {{type: choice, values: {list(values)}}}
 objective: {{goal: maximize, primary_metric: accuracy}}
-limits: {{max_total_trials: {len(values)}, max_concurrent_trials: {concurrent}}}
+limits: {{max_total_trials: {len(values)}, max_concurrent_trials: {concurrent}{limits}}}
 {extra}""")
 
 
-def _markers(tmp_path: Path) -> list[tuple[str, str, int, float]]:
-    """(start|end, trial name, pid, x) lines the trials wrote."""
+def _markers(tmp_path: Path) -> list[tuple]:
+    """(start|end, trial name, pid, x) lines of command trials; (start|end, trial name, x) of function trials."""
     path = tmp_path / "marker.txt"
     if not path.exists():
         return []
-    return [(w[0], w[1], int(w[2]), float(w[3])) for w in (line.split() for line in path.read_text().splitlines())
-            if len(w) == 4]
+    lines = [line.split() for line in path.read_text().splitlines()]
+    return [(w[0], w[1], int(w[2]), float(w[3])) if len(w) == 4 else (w[0], w[1], float(w[2]))
+            for w in lines if len(w) in (3, 4)]
 
 
-def test_early_termination_cancels_bad_trials_and_records_the_result(tmp_path):
+COMPONENT_YML = """\
+$schema: https://azuremlschemas.azureedge.net/latest/commandComponent.schema.json
+type: command
+name: steps
+code: ./src
+command: >-
+  python steps.py --x ${{inputs.x}} --steps ${{inputs.steps}} --pause ${{inputs.pause}} --marker ${{inputs.marker}}
+inputs:
+  x: {type: number}
+  steps: {type: integer, default: 30}
+  pause: {type: number}
+  marker: {type: string}
+"""
+
+
+def test_early_termination_cancels_bad_trials_of_a_component_trial(tmp_path):
+    from prefect_ml import MLClient
+
+    # the trial is a command component (trial: file:component.yml) with its own code folder
+    write(tmp_path / "component" / "src" / "steps.py", STEPS_PY)
+    write(tmp_path / "component" / "steps.yml", COMPONENT_YML)
     # 0.9 and 0.2 run side by side (first batch); 0.2 takes 30 x 0.5 s, so the bandit stops it long before
-    path = _steps_sweep(tmp_path, values=[0.9, 0.2], steps=30, pause=0.5, concurrent=2,
-                        extra="early_termination: {type: bandit, slack_factor: 0.2, delay_evaluation: 2}\n")
+    path = write(tmp_path / "sweep.yml", f"""\
+type: sweep
+trial: file:component/steps.yml
+inputs: {{pause: 0.5, marker: {tmp_path / 'marker.txt'}}}
+sampling_algorithm: grid
+search_space:
+  x: {{type: choice, values: [0.9, 0.2]}}
+objective: {{goal: maximize, primary_metric: accuracy}}
+limits: {{max_total_trials: 2, max_concurrent_trials: 2}}
+early_termination: {{type: bandit, slack_factor: 0.2, delay_evaluation: 2}}
+""")
     name = _unique("et")
-    result, job = cli_json("job", "create", "--file", str(path), "--name", name, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
+    job = _json(MLClient().jobs.create_or_update(str(path), name=name))
+    assert job["status"] == "Completed", job["error"]
     trials = {t["parameters"]["x"]: t for t in job["trials"]}
     assert trials[0.9]["status"] == "Completed" and not trials[0.9]["terminated_early"]
     assert trials[0.2]["status"] == "Canceled" and trials[0.2]["terminated_early"]
@@ -131,12 +172,14 @@ def test_early_termination_cancels_bad_trials_and_records_the_result(tmp_path):
     assert kinds["sweep-leaderboard"].type == "table" and kinds["sweep-plot"].type == "image"
     assert "accuracy" in str(kinds["sweep-leaderboard"].data) and name in str(kinds["sweep-leaderboard"].data)
     # each trial is a child flow run of the sweep and shows up in job show
-    shown = cli_json("job", "show", trials[0.9]["name"])[1]
+    shown = _json(MLClient().jobs.get(trials[0.9]["name"]))
     assert shown["status"] == "Completed" and shown["metrics"]["accuracy"] == 0.9
+    command = tracking.get_client().get_run(shown["mlflow_run_id"]).data.tags["prefect_ml.command"]
+    assert command.startswith("python steps.py --x ${{inputs.x}} --steps ${{inputs.steps}}")  # the component's
 
 
 def test_missing_primary_metric_fails_listing_the_logged_metrics(tmp_path):
-    path = _steps_sweep(tmp_path, values=[0.5], steps=1, pause=0, concurrent=1)
+    path = _function_sweep(tmp_path, values=[0.5], steps=1, pause=0, concurrent=1)
     path.write_text(path.read_text().replace("primary_metric: accuracy", "primary_metric: acuracy"))
     result, job = cli_json("job", "create", "--file", str(path), "--name", _unique("nometric"), timeout=600)
     assert result.returncode == 1
@@ -144,55 +187,55 @@ def test_missing_primary_metric_fails_listing_the_logged_metrics(tmp_path):
     assert "'acuracy'" in job["error"] and "Metrics it logged: accuracy" in job["error"]
 
 
-def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
-    from collections import Counter
-
-    from optuna.trial import TrialState
-
-    from prefect_ml.specs import load_job
-    from prefect_ml.sweep.engine import sweep_dir
-    from prefect_ml.sweep.sampling import SweepStudy
-
-    values = [0.1, 0.2, 0.3, 0.4]
-    path = _steps_sweep(tmp_path, values=values, steps=2, pause=0.2, concurrent=1)
-    name = _unique("resume")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect_ml", "job", "create", "--file", str(path), "--name", name],
-                            env=dict(os.environ), start_new_session=True, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: sum(1 for m in _markers(tmp_path) if m[0] == "end") >= 2 or proc.poll() is not None,
-                 timeout=300, what="two finished trials")
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its sweep die at once, mid-way
-        proc.wait()
-    # trial processes run in their own sessions: let the one that was running end
-    wait_for(lambda: not any(pid_alive(m[2]) for m in _markers(tmp_path)), timeout=60, what="orphan trials")
-    spec = load_job(path)
-    before = SweepStudy(spec, sweep_dir(name), name).study.get_trials(deepcopy=False)
-    finished_x = {t.user_attrs["parameters"]["x"] for t in before if t.state == TrialState.COMPLETE}
-    assert 1 <= len(finished_x) < len(values)
-
-    result, job = cli_json("job", "create", "--file", str(path), "--name", name, timeout=600)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert job["status"] == "Completed"
-    assert sorted(t["parameters"]["x"] for t in job["trials"]) == values
-    assert all(t["status"] == "Completed" for t in job["trials"])
-    starts = Counter(m[3] for m in _markers(tmp_path) if m[0] == "start")
-    assert all(starts[x] == 1 for x in finished_x), starts  # each finished trial ran exactly once
-    assert job["best_trial"]["parameters"] == {"x": 0.4}
-    # the sweep's MLflow run is the same parent before and after the resume
-    from prefect_ml import tracking
-
-    parents = {tracking.get_client().get_run(t["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
-               for t in job["trials"]}
-    assert parents == {job["mlflow_run_id"]}
+def _trials_by_x(job: dict) -> dict:
+    return {t["parameters"]["x"]: t for t in job["trials"]}
 
 
-def test_trials_run_on_the_task_runner_of_the_compute_dask(tmp_path, monkeypatch):
+def test_function_trials_log_in_child_runs_and_stop_early():
+    """sweep(trial=fn): task runs of the sweep's flow run, MLflow child runs, bandit stops the poor trials."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    import sweep_functions
+    from prefect_ml import BanditPolicy, Choice, MLClient, tracking
+    from prefect_ml.sweep import sweep
+
+    sweep_job = sweep(trial=sweep_functions.steps, search_space={"x": Choice([0.9, 0.2, 0.3])},
+                      inputs={"steps": 40, "pause": 0.1}, primary_metric="accuracy", goal="Maximize",
+                      sampling_algorithm={"type": "grid", "seed": 0}, max_concurrent_trials=2,
+                      early_termination_policy=BanditPolicy(slack_factor=0.2, delay_evaluation=2))
+    assert sweep_job.trial == {"function": "sweep_functions:steps", "code": str(TESTS)}
+    job = _json(MLClient().jobs.create_or_update(sweep_job, name=_unique("fn")))
+    assert job["status"] == "Completed", job["error"]
+    trials = _trials_by_x(job)
+    assert trials[0.9]["status"] == "Completed" and not trials[0.9]["terminated_early"]
+    assert job["best_trial"]["parameters"] == {"x": 0.9} and job["metrics"]["accuracy"] == 0.9
+    client = tracking.get_client()
+    for x in (0.2, 0.3):  # stopped at a log call, well before their 40 steps
+        assert trials[x]["status"] == "Canceled" and trials[x]["terminated_early"], trials[x]
+        assert 2 <= len(client.get_metric_history(trials[x]["mlflow_run_id"], "accuracy")) < 40
+        assert client.get_run(trials[x]["mlflow_run_id"]).info.status == "KILLED"
+    assert len(client.get_metric_history(trials[0.9]["mlflow_run_id"], "accuracy")) == 40
+    task_runs = set()
+    for t in job["trials"]:
+        run = client.get_run(t["mlflow_run_id"])
+        assert run.data.tags["mlflow.parentRunId"] == job["mlflow_run_id"]
+        assert run.data.params["x"] == str(t["parameters"]["x"])
+        task_runs.add(run.data.tags["prefect.task_run_id"])
+    with get_client(sync_client=True) as prefect:  # each trial is a task run of the sweep's flow run
+        runs = [prefect.read_task_run(t) for t in task_runs]
+    assert {str(r.flow_run_id) for r in runs} == {job["prefect_flow_run_id"]}
+    assert sorted(r.name for r in runs) == sorted(f"trial-{t['name']}" for t in job["trials"])
+    assert {r.state.type.value for r in runs} == {"COMPLETED", "CANCELLED"}
+
+
+def test_function_trials_on_a_dask_local_cluster(monkeypatch):
     from prefect_dask import DaskTaskRunner
 
-    from prefect_ml import MLClient
+    import sweep_functions
+    from prefect_ml import MLClient, RandInt
     from prefect_ml.compute import targets
+    from prefect_ml.sweep import sweep
 
     calls = []
 
@@ -203,9 +246,144 @@ def test_trials_run_on_the_task_runner_of_the_compute_dask(tmp_path, monkeypatch
                                               "dashboard_address": None})
 
     monkeypatch.setattr(targets, "task_runner_for", dask_runner)
-    path = _steps_sweep(tmp_path, values=[0.3, 0.6], steps=1, pause=0, concurrent=2)
-    job = MLClient().jobs.create_or_update(str(path), name=_unique("dask"))
+    # the function logs nothing: its return value is the primary metric
+    sweep_job = sweep(trial=sweep_functions.returns, search_space={"x": RandInt(upper=100)}, primary_metric="y",
+                      goal="minimize", sampling_algorithm={"type": "random", "seed": 3}, max_total_trials=3,
+                      max_concurrent_trials=2)
+    job = MLClient().jobs.create_or_update(sweep_job, name=_unique("dask"))
     assert job.status == "Completed", job.error
     assert calls == [("local", 2)]
-    assert sorted(t["parameters"]["x"] for t in job.details["trials"]) == [0.3, 0.6]
-    assert job.details["best_trial"]["metric"] == 0.6
+    trials = job.details["trials"]
+    assert len(trials) == 3 and all(t["metric"] == 2 * t["parameters"]["x"] for t in trials)
+    assert job.details["best_trial"]["metric"] == min(t["metric"] for t in trials)
+
+
+def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):
+    from prefect_ml import MLClient, tracking
+
+    client = tracking.get_client()
+    # trial_timeout: 0.1 would log 10 x 1 s and is stopped after 3 s; 0.9 (10 logs, no pause) completes
+    path = _function_sweep(tmp_path / "trial", values=[0.1, 0.9], steps=10, pause=1.0, concurrent=2,
+                           limits=", trial_timeout: 3")
+    job = _json(MLClient().jobs.create_or_update(str(path), name=_unique("trial_timeout")))
+    assert job["status"] == "Completed", job["error"]
+    trials = _trials_by_x(job)
+    assert trials[0.9]["status"] == "Completed"
+    assert trials[0.1]["status"] == "Canceled" and not trials[0.1]["terminated_early"]
+    assert "trial_timeout" in client.get_run(trials[0.1]["mlflow_run_id"]).data.tags["prefect_ml.error"]
+    assert ("end", trials[0.9]["name"], 0.9) in _markers(tmp_path / "trial")
+    assert not [m for m in _markers(tmp_path / "trial") if m[0] == "end" and m[2] == 0.1]
+
+    # timeout: the two running trials are stopped after 1 s, the third never starts
+    path = _function_sweep(tmp_path / "sweep", values=[0.1, 0.2, 0.3], steps=40, pause=0.2, concurrent=2,
+                           limits=", timeout: 1")
+    job = _json(MLClient().jobs.create_or_update(str(path), name=_unique("timeout")))
+    assert job["status"] == "Failed" and "No trial completed" in job["error"] and "limits.timeout" in job["error"]
+    trials = job["trials"]
+    assert len(trials) == 2 and all(t["status"] == "Canceled" for t in trials)
+    assert all("limits.timeout" in client.get_run(t["mlflow_run_id"]).data.tags["prefect_ml.error"] for t in trials)
+    assert not [m for m in _markers(tmp_path / "sweep") if m[0] == "end"]
+
+
+def test_cancelling_a_sweep_cancels_its_running_trials(tmp_path):
+    import threading
+
+    from prefect_ml import MLClient
+
+    path = _function_sweep(tmp_path, values=[0.1, 0.2, 0.3, 0.4], steps=100, pause=0.2, concurrent=2)
+    name = _unique("cancel")
+    client = MLClient()
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(job=client.jobs.create_or_update(str(path), name=name)))
+    runner.start()
+    try:
+        wait_for(lambda: sum(m[0] == "start" for m in _markers(tmp_path)) >= 2, timeout=120, what="two trials")
+        client.jobs.cancel(name)
+    finally:
+        runner.join(120)
+    job = _json(result["job"])
+    assert job["status"] == "Canceled"
+    trials = _trials_by_x(job)
+    assert len(trials) == 2 and all(t["status"] == "Canceled" for t in trials.values())
+    assert not [m for m in _markers(tmp_path) if m[0] == "end"]
+
+
+def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    from prefect_ml import MLClient
+    from prefect_ml.specs import load_job
+    from prefect_ml.sweep.engine import sweep_dir
+    from prefect_ml.sweep.sampling import SweepStudy
+
+    values = [0.1, 0.2, 0.3, 0.4]
+    path = _function_sweep(tmp_path, values=values, steps=3, pause=0.3, concurrent=1)
+    name = _unique("resume")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect_ml", "job", "create", "--file", str(path), "--name", name],
+                            env=dict(os.environ), start_new_session=True, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: sum(1 for m in _markers(tmp_path) if m[0] == "end") >= 2 or proc.poll() is not None,
+                 timeout=300, what="two finished trials")
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI, its sweep and its running trial die at once, mid-way
+        proc.wait()
+    spec = load_job(path)
+    before = SweepStudy(spec, sweep_dir(name), name).study.get_trials(deepcopy=False)
+    finished_x = {t.user_attrs["parameters"]["x"] for t in before if t.state == TrialState.COMPLETE}
+    assert 1 <= len(finished_x) < len(values)
+
+    job = _json(MLClient().jobs.create_or_update(str(path), name=name))
+    assert job["status"] == "Completed", job["error"]
+    assert sorted(t["parameters"]["x"] for t in job["trials"]) == values
+    assert all(t["status"] == "Completed" for t in job["trials"])
+    starts = Counter(m[2] for m in _markers(tmp_path) if m[0] == "start")
+    assert all(starts[x] == 1 for x in finished_x), starts  # each finished trial ran exactly once
+    assert job["best_trial"]["parameters"] == {"x": 0.4}
+    # the sweep's MLflow run is the same parent before and after the resume
+    from prefect_ml import tracking
+
+    parents = {tracking.get_client().get_run(t["mlflow_run_id"]).data.tags["mlflow.parentRunId"]
+               for t in job["trials"]}
+    assert parents == {job["mlflow_run_id"]}
+
+
+def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tmp_path, monkeypatch):
+    """Prefect retries of the sweep-job flow (``retries``) re-enter it with the same job name: it resumes."""
+    from collections import Counter
+
+    from optuna.trial import TrialState
+
+    from prefect_ml import MLClient
+    from prefect_ml.flows import sweep_job as sweep_flow_module
+    from prefect_ml.sweep.engine import SweepRunner
+
+    path = _function_sweep(tmp_path, values=[0.1, 0.2, 0.3, 0.4], steps=1, pause=0, concurrent=1)
+    original_finish = SweepRunner._finish
+    calls = []
+    finished_before: set = set()
+    lost: list = []
+
+    def failing_once(self, r):  # the first attempt dies after recording two trials
+        calls.append(r.name)
+        if len(calls) == 3:
+            lost.append(r.values["x"])
+            finished_before.update(t.user_attrs["parameters"]["x"] for t in self.study.study.get_trials()
+                                   if t.state == TrialState.COMPLETE)
+            raise RuntimeError("the sweep process lost its database connection")
+        return original_finish(self, r)
+
+    monkeypatch.setattr(SweepRunner, "_finish", failing_once)
+    retried = sweep_flow_module.sweep_job.with_options(retries=1, retry_delay_seconds=0)
+    monkeypatch.setattr(sweep_flow_module, "sweep_job", retried)
+    name = _unique("retry")
+    job = _json(MLClient().jobs.create_or_update(str(path), name=name))
+    assert job["status"] == "Completed", job["error"]
+    assert sorted(t["parameters"]["x"] for t in job["trials"]) == [0.1, 0.2, 0.3, 0.4]
+    assert all(t["status"] == "Completed" for t in job["trials"])
+    assert len(calls) > 3  # the flow run was retried
+    starts = Counter(m[2] for m in _markers(tmp_path) if m[0] == "start")
+    assert len(finished_before) == 2 and all(starts[x] == 1 for x in finished_before), starts
+    assert starts[lost[0]] == 2  # its result was lost with the first attempt: it ran again

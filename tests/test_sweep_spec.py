@@ -188,3 +188,43 @@ def test_sdk_classes_are_exported_lazily():
     assert prefect_ml.Uniform is Uniform and prefect_ml.BanditPolicy is BanditPolicy
     assert prefect_ml.SweepJob is SweepJob and prefect_ml.ASHAPolicy.__name__ == "AsyncSuccessiveHalvingPolicy"
     assert parse is not None
+
+
+def test_function_trials_are_checked_when_parsed(tmp_path):
+    """trial: {function: MODULE:NAME, code: FOLDER}: imported and matched against the parameters."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "fn_trial_mod.py").write_text("def train(lr: float, epochs: int = 3):\n    return lr\n")
+    good = {"type": "sweep", "trial": {"function": "fn_trial_mod:train", "code": "src"}, "inputs": {"epochs": 2},
+            "search_space": {"lr": {"type": "uniform", "min_value": 0.1, "max_value": 0.2}},
+            "objective": {"goal": "maximize", "primary_metric": "acc"}}
+    job = parse(good, base_path=tmp_path, source_file=None, file="s.yml", problems=[])
+    assert job.is_function_trial and job.trial["code"] == str((tmp_path / "src").resolve())
+    assert job.trial_arguments({"lr": 0.15}) == {"epochs": 2, "lr": 0.15}
+    for trial, words in (({"function": "fn_trial_mod:nope", "code": "src"}, "cannot import it"),
+                         ({"function": "fn_trial_mod", "code": "src"}, "MODULE:NAME"),
+                         ({"function": "fn_trial_mod:train", "code": "src", "command": "x"}, "unexpected: command")):
+        with pytest.raises(ValidationError) as info:
+            parse({**good, "trial": trial}, base_path=tmp_path, source_file=None, file="s.yml", problems=[])
+        assert words in str(info.value) and "trial" in str(info.value)
+    with pytest.raises(ValidationError) as info:  # a parameter the function does not take
+        parse({**good, "search_space": {"momentum": {"type": "choice", "values": [0.9]}}}, base_path=tmp_path,
+              source_file=None, file="s.yml", problems=[])
+    assert "no parameter named momentum" in str(info.value)
+
+
+def test_component_file_trial_uses_its_command_code_and_defaults(tmp_path):
+    (tmp_path / "comp" / "src").mkdir(parents=True)
+    (tmp_path / "comp" / "train.yml").write_text(
+        "type: command\nname: train\ncode: ./src\ncommand: python train.py --lr ${{inputs.lr}} --n ${{inputs.n}}\n"
+        "inputs:\n  lr: {type: number}\n  n: {type: integer, default: 7}\n")
+    data = {"type": "sweep", "trial": "file:comp/train.yml",
+            "search_space": {"lr": {"type": "choice", "values": [0.1]}},
+            "objective": {"goal": "maximize", "primary_metric": "acc"}}
+    job = parse(data, base_path=tmp_path, source_file=None, file="s.yml", problems=[])
+    trial = job.trial_job({"lr": 0.1}, name="t_0")
+    assert trial.code_path() == (tmp_path / "comp" / "src").resolve()
+    assert trial.inputs["lr"].default == 0.1 and trial.inputs["n"].default == 7
+    with pytest.raises(ValidationError) as info:
+        parse({**data, "trial": "file:comp/missing.yml"}, base_path=tmp_path, source_file=None, file="s.yml",
+              problems=[])
+    assert "cannot read the trial component file" in str(info.value)

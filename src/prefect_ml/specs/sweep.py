@@ -491,6 +491,20 @@ class SweepJob(JobSpec):
     def primary_metric(self) -> str:
         return self.objective.primary_metric
 
+    @property
+    def is_function_trial(self) -> bool:
+        """Whether the trial is a Python function (``trial: {function: MODULE:NAME}``), run as a Prefect task."""
+        return isinstance(self.trial.get("function"), str)
+
+    def trial_arguments(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Keyword arguments of a function trial: fixed literal ``inputs`` then the sampled ``values``."""
+        out: dict[str, Any] = {}
+        for key, inp in self.inputs.items():
+            value = getattr(inp, "default", None) if getattr(inp, "path", None) is None else inp.path
+            out[key] = value
+        out.update(values)
+        return out
+
     def trial_job(self, values: Mapping[str, Any], *, name: str | None = None, tags: Mapping[str, str] | None = None,
                   timeout: int | None = None):
         """The command job of one trial: ``values`` (parameter -> sampled value) become literal inputs.
@@ -623,6 +637,8 @@ def sweep_problems(job: SweepJob, *, file: str | None = None) -> list[Problem]:
                                 job.early_termination.type, file))
     if job.sampling_algorithm.rule == "sobol" and algorithm != "random":
         problems.append(Problem("sampling_algorithm.rule", "'sobol' is a rule of random sampling only", "sobol", file))
+    if job.is_function_trial:
+        return problems + _function_problems(job, file)
     command = job.trial.get("command")
     if not isinstance(command, str) or not command.strip():
         problems.append(Problem("trial.command", "the trial needs a command", command, file))
@@ -642,6 +658,41 @@ def sweep_problems(job: SweepJob, *, file: str | None = None) -> list[Problem]:
     except ValidationError as exc:
         problems += [Problem(p.field, p.message, p.value, file) for p in exc.problems]
     return problems
+
+
+def _function_problems(job: SweepJob, file: str | None) -> list[Problem]:
+    """A function trial (``trial: {function: MODULE:NAME, code: FOLDER}``) must import and accept the parameters."""
+    import inspect
+
+    from prefect_ml.sweep.function_trials import load_function
+
+    reference = job.trial["function"]
+    extra = sorted(set(job.trial) - {"function", "code", "type"})
+    if extra:
+        return [Problem("trial", "a function trial takes only 'function' and 'code'; unexpected: " + ", ".join(extra),
+                        extra, file)]
+    if ":" not in reference:
+        return [Problem("trial.function", "give the function as MODULE:NAME (e.g. train:train_model)", reference,
+                        file)]
+    code = job.trial.get("code")
+    if code and not Path(str(code)).is_absolute() and job.base_path:
+        code = str((Path(job.base_path) / str(code)).resolve())
+        job.trial["code"] = code
+    try:
+        fn = load_function(reference, code)
+    except (ImportError, AttributeError) as exc:
+        return [Problem("trial.function", f"cannot import it ({type(exc).__name__}: {exc}); check the name and "
+                        "trial.code (the folder it is imported from)", reference, file)]
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return []
+    takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    unknown = [n for n in (*job.search_space, *job.inputs) if n not in signature.parameters and not takes_any]
+    if unknown:
+        return [Problem("trial.function", f"{reference} has no parameter named {', '.join(unknown)} (parameters: "
+                        f"{', '.join(signature.parameters) or 'none'})", reference, file)]
+    return []
 
 
 def parse(data: dict[str, Any], *, base_path: Any, source_file: Any, file: str | None,
@@ -759,6 +810,61 @@ def sweep_from_command(job, *, primary_metric: str, goal: str, sampling_algorith
         data["early_termination"] = early_termination_policy.model_dump(exclude_none=True)
     data = {k: v for k, v in data.items() if v is not None}
     return parse(data, base_path=job.base_path, source_file=None, file=None, problems=[])
+
+
+def sweep_from_function(trial: Any, *, search_space: Mapping[str, Any], primary_metric: str, goal: str,
+                        inputs: Mapping[str, Any] | None = None, sampling_algorithm: Any = "random",
+                        compute: str | None = None, max_total_trials: int | None = None,
+                        max_concurrent_trials: int | None = None, timeout: int | None = None,
+                        trial_timeout: int | None = None,
+                        early_termination_policy: EarlyTerminationPolicy | None = None, name: str | None = None,
+                        display_name: str | None = None, experiment_name: str | None = None,
+                        description: str | None = None, tags: Mapping[str, Any] | None = None) -> SweepJob:
+    """A sweep whose trial is a Python function (a *function trial*, see :mod:`prefect_ml.sweep.function_trials`).
+
+    Each trial calls ``trial(**inputs, **sampled)`` in a Prefect task on the compute's task runner, with the
+    trial's MLflow child run active in its thread: ``mlflow.log_metric(primary_metric, value, step=...)``
+    inside the function feeds the early-termination policy; a numeric return value is logged as the
+    primary metric when the function did not log it. A stopped trial ends at its next log call.
+
+    Args:
+        trial: A module-level function or a :func:`prefect_ml.command_component` (its function is called).
+        search_space: Parameter name -> distribution (``Uniform(0, 1)``...) or its YAML mapping.
+        primary_metric: Metric name the function logs (or returns).
+        goal: ``Maximize`` or ``Minimize``.
+        inputs: Fixed keyword arguments (literals).
+        sampling_algorithm, compute, max_total_trials, max_concurrent_trials, timeout, trial_timeout,
+            early_termination_policy, name, display_name, experiment_name, description, tags:
+            as for :func:`sweep_from_command` (seconds for the limits).
+
+    Returns:
+        The validated :class:`SweepJob` (``trial: {function: MODULE:NAME, code: FOLDER}``).
+
+    Raises:
+        ValidationError: The function cannot be imported, does not take the parameters, or any problem
+            of the sweep.
+    """
+    from prefect_ml.sweep.function_trials import function_reference
+
+    try:
+        reference, code = function_reference(trial)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError([Problem("trial", str(exc), repr(trial))], title="Invalid sweep trial") from None
+    limits = {k: v for k, v in (("max_total_trials", max_total_trials), ("max_concurrent_trials", max_concurrent_trials),
+                                ("timeout", timeout), ("trial_timeout", trial_timeout)) if v is not None}
+    data: dict[str, Any] = {
+        "type": "sweep", "trial": {"function": reference, "code": code}, "inputs": dict(inputs or {}),
+        "search_space": {k: v.to_yaml() if isinstance(v, SweepDistribution) else v for k, v in search_space.items()},
+        "sampling_algorithm": (sampling_algorithm.model_dump(exclude_none=True)
+                               if isinstance(sampling_algorithm, SamplingAlgorithm) else sampling_algorithm),
+        "objective": {"goal": goal, "primary_metric": primary_metric}, "limits": limits, "compute": compute,
+        "name": name, "display_name": display_name, "experiment_name": experiment_name,
+        "description": description, "tags": dict(tags or {}),
+    }
+    if early_termination_policy is not None:
+        data["early_termination"] = early_termination_policy.model_dump(exclude_none=True)
+    data = {k: v for k, v in data.items() if v is not None}
+    return parse(data, base_path=code, source_file=None, file=None, problems=[])
 
 
 def _set_limits(self: SweepJob, *, max_total_trials: int | None = None, max_concurrent_trials: int | None = None,

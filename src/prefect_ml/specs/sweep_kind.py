@@ -22,6 +22,8 @@ def preflight(spec):
     from prefect_ml.tasks.snapshot import check_code_folder
 
     get_compute(spec.compute)
+    if spec.is_function_trial:  # imported and checked against the search space when parsed
+        return spec
     trial = spec.trial_job({n: d.representative() for n, d in spec.search_space.items()})
     if trial.code:
         check_code_folder(trial.code_path() or trial.code)
