@@ -196,3 +196,94 @@ def test_retraining_of_one_model_never_runs_twice_at_once():
     assert [label for label, *_ in inside] == ["first", "queued"]
     (_, _, first_end), (_, second_start, _) = inside
     assert second_start >= first_end
+
+
+# ------------------------------------------------------------------ AutoML and pipeline training jobs
+AUTOML_FILE = str(REPO / "examples" / "retraining" / "automl.yml")
+PIPELINE_FILE = str(REPO / "examples" / "retraining" / "pipeline.yml")
+#: The smallest AutoML search that still trains and registers a model: two trials of one fast algorithm.
+TINY_AUTOML = ["limits.timeout_minutes=0.25", "limits.max_trials=2", "limits.max_concurrent_trials=1",
+               "training.allowed_training_algorithms=[LogisticRegression]", "training.enable_vote_ensemble=false",
+               "training.enable_stack_ensemble=false"]
+
+
+def test_training_data_and_model_output_follow_the_job_type(assets, tmp_path):
+    """AutoML binds `training_data` and names `outputs.best_model`; pipelines use pipeline inputs/outputs."""
+    from prefect_ml.exceptions import ValidationError
+    from prefect_ml.tasks.retrain import _data_override, _job_mapping, _model_output_overrides, resolve_training_data
+
+    automl = resolve_training_data(AUTOML_FILE, data_asset=assets["train"])
+    assert (automl.input_name, automl.asset, automl.version) == ("training_data", assets["train"], "1")
+    assert _data_override(_job_mapping(AUTOML_FILE), "training_data", "azureml:x:1") == "training_data.path=azureml:x:1"
+    assert _model_output_overrides(AUTOML_FILE, "m") == ["outputs.best_model.name=m"]
+    assert _model_output_overrides(AUTOML_FILE, "breast-cancer-classifier") == []
+    bare = tmp_path / "bare-automl.yml"
+    bare.write_text("type: automl\ntask: classification\ntarget_column_name: target\n"
+                    "training_data: azureml:bc@latest\nvalidation_data: azureml:other@latest\n")
+    assert _model_output_overrides(str(bare), "m") == ["outputs.best_model.type=mlflow_model",
+                                                        "outputs.best_model.name=m"]
+    assert _data_override(_job_mapping(str(bare)), "training_data", "azureml:bc:2") == "training_data=azureml:bc:2"
+    local = tmp_path / "local-automl.yml"
+    local.write_text("type: automl\ntask: classification\ntarget_column_name: target\ntraining_data: ./mltable\n")
+    with pytest.raises(ValidationError, match="set training_data.path to azureml:NAME@latest"):
+        resolve_training_data(str(local))
+
+    pipeline = resolve_training_data(PIPELINE_FILE, data_asset=assets["train"])
+    assert (pipeline.input_name, pipeline.version) == ("training_data", "1")
+    assert _data_override(_job_mapping(PIPELINE_FILE), "training_data", "azureml:x:1") == \
+        "inputs.training_data=azureml:x:1"
+    assert _model_output_overrides(PIPELINE_FILE, "m") == ["outputs.model.name=m"]
+    step_bound = tmp_path / "step-bound.yml"
+    step_bound.write_text("type: pipeline\njobs:\n  train:\n    command: echo\n"
+                          "    inputs: {data: azureml:bc@latest}\n    outputs: {model: {type: mlflow_model}}\n")
+    with pytest.raises(ValidationError, match=r"step inputs jobs\.train\.inputs\.data are; declare a pipeline input"):
+        resolve_training_data(str(step_bound))
+    with pytest.raises(ValidationError, match="no pipeline output has a model type"):
+        _model_output_overrides(str(step_bound), "m")
+    two = tmp_path / "two-models.yml"
+    two.write_text("type: pipeline\noutputs:\n  a: {type: mlflow_model}\n  b: {type: custom_model}\njobs: {}\n")
+    with pytest.raises(ValidationError, match=r"several model outputs \(a, b\); give one `name: m`"):
+        _model_output_overrides(str(two), "m")
+
+
+def _assert_promoted_first_challenger(state, assets, *, job_type: str):
+    from prefect_ml import tracking
+    from prefect_ml.tasks.retrain import current_champion
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["decision"] == "promoted" and summary["reason"] == "no champion yet"
+    assert summary["challenger_version"] == "1" and summary["champion_version"] is None
+    assert current_champion(assets["model"]) == "1"
+    assert summary["challenger_score"] > 0.8  # evaluated on the held-out data
+    tags = tracking.get_client().get_model_version(assets["model"], "1").tags
+    assert tags["prefect_ml.retrain.data_asset"] == f"{assets['train']}:1"
+    assert float(tags["prefect_ml.retrain.score"]) == pytest.approx(summary["challenger_score"])
+    assert tags["prefect_ml.retrain.decision"] == "promoted"
+    job = tracking_job(summary["job"])
+    assert job.type == job_type and job.status == "Completed"
+    assert f"{assets['model']}:1" in job.registered_models.values()
+
+
+def tracking_job(name: str):
+    from prefect_ml.client import MLClient
+
+    return MLClient(autostart=False).jobs.get(name)
+
+
+@pytest.mark.slow
+def test_retrain_with_an_automl_job_registers_evaluates_and_promotes(assets):
+    from prefect_ml.flows.retrain import retrain
+
+    state = retrain(job_file=AUTOML_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
+                    data_asset=assets["train"], job_overrides=TINY_AUTOML, return_state=True)
+    _assert_promoted_first_challenger(state, assets, job_type="automl")
+
+
+@pytest.mark.slow
+def test_retrain_with_a_pipeline_job_registers_evaluates_and_promotes(assets):
+    from prefect_ml.flows.retrain import retrain
+
+    state = retrain(job_file=PIPELINE_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
+                    data_asset=assets["train"], job_overrides=["inputs.max_iter=20"], return_state=True)
+    _assert_promoted_first_challenger(state, assets, job_type="pipeline")
