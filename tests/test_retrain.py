@@ -219,7 +219,10 @@ def test_training_data_and_model_output_follow_the_job_type(assets, tmp_path):
     assert _model_output_overrides(AUTOML_FILE, "breast-cancer-classifier") == []
     bare = tmp_path / "bare-automl.yml"
     bare.write_text("type: automl\ntask: classification\ntarget_column_name: target\n"
-                    "training_data: azureml:bc@latest\nvalidation_data: azureml:other@latest\n")
+                    f"training_data: azureml:{assets['train']}@latest\n"
+                    f"validation_data: azureml:{assets['holdout']}@latest\n")
+    assert resolve_training_data(str(bare)).input_name == "training_data"  # preferred over validation_data
+    assert resolve_training_data(str(bare), data_input="validation_data").asset == assets["holdout"]
     assert _model_output_overrides(str(bare), "m") == ["outputs.best_model.type=mlflow_model",
                                                         "outputs.best_model.name=m"]
     assert _data_override(_job_mapping(str(bare)), "training_data", "azureml:bc:2") == "training_data=azureml:bc:2"
