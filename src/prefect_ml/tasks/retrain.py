@@ -3,9 +3,12 @@
 The steps of the ``retrain`` flow (:mod:`prefect_ml.flows.retrain`), as plain functions and tasks:
 
 1. :func:`resolve_training_data`: which input of the training job is the data asset, and which
-   version to train on (the one passed, else the newest).
-2. :func:`run_challenger`: run the training job (any kind :func:`prefect_ml.load_job` accepts) with that
-   input bound to ``azureml:NAME:VERSION``; the job registers the challenger model version.
+   version to train on (the one passed, else the newest). The job's ``type`` decides where to look:
+   AutoML's ``training_data`` (and ``validation_data`` / ``test_data``), else the top-level ``inputs``
+   (command, sweep and pipeline jobs).
+2. :func:`run_challenger`: run the training job with that input bound to ``azureml:NAME:VERSION`` and its
+   model output named ``model_name`` (:func:`_model_output_overrides`: a command job's or pipeline's only
+   model output, AutoML's ``outputs.best_model``); the job registers the challenger model version.
 3. :func:`evaluate_versions`: score the challenger and the current champion (the version holding the
    alias, ``MlflowClient.get_model_version_by_alias``) on the same held-out data with the same metric,
    loading both with ``mlflow.pyfunc``.
