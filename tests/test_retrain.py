@@ -100,6 +100,34 @@ def test_markdown_report_shows_both_scores_and_the_decision():
 
 
 # ------------------------------------------------------------------ end to end (in process)
+def _seed_weak_champion(assets) -> str:
+    """Register the weak configuration's model (see WEAK) as the champion without running a job; its version."""
+    import tempfile
+
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from prefect_ml import tracking
+
+    frame = pd.read_csv(assets["paths"]["train-full"])
+    features, target = frame.drop(columns=["target"]), frame["target"]
+    model = HistGradientBoostingClassifier(max_iter=1, learning_rate=0.001).fit(features, target)
+    client = tracking.get_client()
+    run_id = client.create_run(client.create_experiment(f"seed-{assets['model']}")).info.run_id
+    with tempfile.TemporaryDirectory() as tmp:
+        signature = infer_signature(features, model.predict(features))
+        mlflow.sklearn.save_model(model, f"{tmp}/model", signature=signature,
+                                  serialization_format="cloudpickle")  # as train.py
+        client.log_artifacts(run_id, f"{tmp}/model", "model")
+    client.set_terminated(run_id)
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/model"
+    version = tracking.register_model_version(client, name=assets["model"], run_id=run_id, source=source).version
+    client.set_registered_model_alias(assets["model"], "champion", version)
+    return str(version)
+
+
 @pytest.mark.slow
 def test_champion_moves_when_the_challenger_is_better_and_stays_when_worse(assets):
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -107,19 +135,19 @@ def test_champion_moves_when_the_challenger_is_better_and_stays_when_worse(asset
     from prefect_ml import tracking
     from prefect_ml._prefect import prefect_client
     from prefect_ml.flows.retrain import retrain
-    from prefect_ml.tasks.retrain import current_champion
+    from prefect_ml.tasks.retrain import Evaluation, current_champion, load_table, score_version
 
     common = dict(job_file=JOB_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
                   data_asset=assets["train"])
     client = tracking.get_client()
 
-    # 1. No champion yet: even the weak model is promoted.
-    first = retrain(**common, job_overrides=WEAK, return_state=True)
-    assert first.is_completed(), first.message
-    summary = first.result()
-    assert summary["decision"] == "promoted" and summary["reason"] == "no champion yet"
+    # 1. A weak champion, seeded in-process (no training job): "no champion yet -> promoted" is covered by
+    #    the AutoML and pipeline retrain tests below.
+    assert current_champion(assets["model"]) is None
+    assert _seed_weak_champion(assets) == "1"
     assert current_champion(assets["model"]) == "1"
-    weak_score = summary["challenger_score"]
+    weak_score = score_version(assets["model"], "1", load_table(f"azureml:{assets['holdout']}@latest"),
+                               Evaluation(**_evaluation(assets)))
     assert weak_score < 0.8
 
     # 2. The default configuration beats it: the alias moves.
@@ -196,3 +224,97 @@ def test_retraining_of_one_model_never_runs_twice_at_once():
     assert [label for label, *_ in inside] == ["first", "queued"]
     (_, _, first_end), (_, second_start, _) = inside
     assert second_start >= first_end
+
+
+# ------------------------------------------------------------------ AutoML and pipeline training jobs
+AUTOML_FILE = str(REPO / "examples" / "retraining" / "automl.yml")
+PIPELINE_FILE = str(REPO / "examples" / "retraining" / "pipeline.yml")
+#: The smallest AutoML search that still trains and registers a model: two trials of one fast algorithm.
+TINY_AUTOML = ["limits.timeout_minutes=0.25", "limits.max_trials=2", "limits.max_concurrent_trials=1",
+               "training.allowed_training_algorithms=[LogisticRegression]", "training.enable_vote_ensemble=false",
+               "training.enable_stack_ensemble=false"]
+
+
+def test_training_data_and_model_output_follow_the_job_type(assets, tmp_path):
+    """AutoML binds `training_data` and names `outputs.best_model`; pipelines use pipeline inputs/outputs."""
+    from prefect_ml.exceptions import ValidationError
+    from prefect_ml.tasks.retrain import _data_override, _job_mapping, _model_output_overrides, resolve_training_data
+
+    automl = resolve_training_data(AUTOML_FILE, data_asset=assets["train"])
+    assert (automl.input_name, automl.asset, automl.version) == ("training_data", assets["train"], "1")
+    assert _data_override(_job_mapping(AUTOML_FILE), "training_data", "azureml:x:1") == "training_data.path=azureml:x:1"
+    assert _model_output_overrides(AUTOML_FILE, "m") == ["outputs.best_model.name=m"]
+    assert _model_output_overrides(AUTOML_FILE, "breast-cancer-classifier") == []
+    bare = tmp_path / "bare-automl.yml"
+    bare.write_text("type: automl\ntask: classification\ntarget_column_name: target\n"
+                    f"training_data: azureml:{assets['train']}@latest\n"
+                    f"validation_data: azureml:{assets['holdout']}@latest\n")
+    assert resolve_training_data(str(bare)).input_name == "training_data"  # preferred over validation_data
+    assert resolve_training_data(str(bare), data_input="validation_data").asset == assets["holdout"]
+    assert _model_output_overrides(str(bare), "m") == ["outputs.best_model.type=mlflow_model",
+                                                        "outputs.best_model.name=m"]
+    assert _data_override(_job_mapping(str(bare)), "training_data", "azureml:bc:2") == "training_data=azureml:bc:2"
+    local = tmp_path / "local-automl.yml"
+    local.write_text("type: automl\ntask: classification\ntarget_column_name: target\ntraining_data: ./mltable\n")
+    with pytest.raises(ValidationError, match="set training_data.path to azureml:NAME@latest"):
+        resolve_training_data(str(local))
+
+    pipeline = resolve_training_data(PIPELINE_FILE, data_asset=assets["train"])
+    assert (pipeline.input_name, pipeline.version) == ("training_data", "1")
+    assert _data_override(_job_mapping(PIPELINE_FILE), "training_data", "azureml:x:1") == \
+        "inputs.training_data=azureml:x:1"
+    assert _model_output_overrides(PIPELINE_FILE, "m") == ["outputs.model.name=m"]
+    step_bound = tmp_path / "step-bound.yml"
+    step_bound.write_text("type: pipeline\njobs:\n  train:\n    command: echo\n"
+                          "    inputs: {data: azureml:bc@latest}\n    outputs: {model: {type: mlflow_model}}\n")
+    with pytest.raises(ValidationError, match=r"step inputs jobs\.train\.inputs\.data are; declare a pipeline input"):
+        resolve_training_data(str(step_bound))
+    with pytest.raises(ValidationError, match="no pipeline output has a model type"):
+        _model_output_overrides(str(step_bound), "m")
+    two = tmp_path / "two-models.yml"
+    two.write_text("type: pipeline\noutputs:\n  a: {type: mlflow_model}\n  b: {type: custom_model}\njobs: {}\n")
+    with pytest.raises(ValidationError, match=r"several model outputs \(a, b\); give one `name: m`"):
+        _model_output_overrides(str(two), "m")
+
+
+def _assert_promoted_first_challenger(state, assets, *, job_type: str):
+    from prefect_ml import tracking
+    from prefect_ml.tasks.retrain import current_champion
+
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert summary["decision"] == "promoted" and summary["reason"] == "no champion yet"
+    assert summary["challenger_version"] == "1" and summary["champion_version"] is None
+    assert current_champion(assets["model"]) == "1"
+    assert summary["challenger_score"] > 0.8  # evaluated on the held-out data
+    tags = tracking.get_client().get_model_version(assets["model"], "1").tags
+    assert tags["prefect_ml.retrain.data_asset"] == f"{assets['train']}:1"
+    assert float(tags["prefect_ml.retrain.score"]) == pytest.approx(summary["challenger_score"])
+    assert tags["prefect_ml.retrain.decision"] == "promoted"
+    job = tracking_job(summary["job"])
+    assert job.type == job_type and job.status == "Completed"
+    assert f"{assets['model']}:1" in job.registered_models.values()
+
+
+def tracking_job(name: str):
+    from prefect_ml.client import MLClient
+
+    return MLClient(autostart=False).jobs.get(name)
+
+
+@pytest.mark.slow
+def test_retrain_with_an_automl_job_registers_evaluates_and_promotes(assets):
+    from prefect_ml.flows.retrain import retrain
+
+    state = retrain(job_file=AUTOML_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
+                    data_asset=assets["train"], job_overrides=TINY_AUTOML, return_state=True)
+    _assert_promoted_first_challenger(state, assets, job_type="automl")
+
+
+@pytest.mark.slow
+def test_retrain_with_a_pipeline_job_registers_evaluates_and_promotes(assets):
+    from prefect_ml.flows.retrain import retrain
+
+    state = retrain(job_file=PIPELINE_FILE, model_name=assets["model"], evaluation=_evaluation(assets),
+                    data_asset=assets["train"], job_overrides=["inputs.max_iter=20"], return_state=True)
+    _assert_promoted_first_challenger(state, assets, job_type="pipeline")

@@ -267,7 +267,8 @@ def log_best_model(model, spec: AutoMLJob, prepared, job_name: str, run_id: str)
     """Save the model in MLflow's sklearn format (signature, input example), log it and register it.
 
     Returns:
-        ``{"model_uri", "registered"}`` (``registered`` is ``NAME:VERSION``).
+        ``{"model_uri", "registered"}`` (``registered`` is ``NAME:VERSION``; NAME is ``outputs.best_model.name``
+        when given, else the job's name).
     """
     import mlflow.sklearn
     import sklearn
@@ -302,11 +303,14 @@ def log_best_model(model, spec: AutoMLJob, prepared, job_name: str, run_id: str)
                                   code_paths=[str(Path(prefect_ml.__file__).parent)])
         client.log_artifacts(run_id, str(path), "model")
     artifact_uri = client.get_run(run_id).info.artifact_uri.rstrip("/")
-    version = tracking.register_model_version(client, name=job_name, run_id=run_id, source=f"{artifact_uri}/model",
+    # `outputs.best_model.name` registers the model under that name (Azure's named job outputs), else the job's.
+    best_output = spec.outputs.get("best_model")
+    model_name = best_output.name if best_output is not None and best_output.name else job_name
+    version = tracking.register_model_version(client, name=model_name, run_id=run_id, source=f"{artifact_uri}/model",
                                               tags={"prefect_ml.automl.model": model.description},
                                               description=f"AutoML {spec.task} model of job {job_name}: "
                                                           f"{model.description}")
-    return {"model_uri": f"runs:/{run_id}/model", "registered": f"{job_name}:{version.version}"}
+    return {"model_uri": f"runs:/{run_id}/model", "registered": f"{model_name}:{version.version}"}
 
 
 def permutation_importances(model, prepared, frame=None, spec: AutoMLJob | None = None, *, max_rows: int = 2000,

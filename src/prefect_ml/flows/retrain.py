@@ -37,9 +37,10 @@ def retrain(job_file: str, model_name: str, evaluation: dict[str, Any], data_ver
     """Retrain ``model_name`` on a data asset version; move ``alias`` only when the challenger wins.
 
     Args:
-        job_file: The training job's YAML file (command job; pipeline/AutoML specs once their kinds exist).
-            Its data input should be bound to ``azureml:NAME@latest``; its model output registers
-            ``model_name`` (set automatically when it has exactly one model output).
+        job_file: The training job's YAML file: a command, sweep, AutoML or pipeline job. Its data input
+            (command/sweep/pipeline: a top-level ``inputs.X``; AutoML: ``training_data``) should be bound to
+            ``azureml:NAME@latest``. Its model output is named ``model_name`` automatically: the only model
+            output of a command job or pipeline, AutoML's ``outputs.best_model`` (docs/retraining.md).
         model_name: The registered model (MLflow model registry).
         evaluation: :class:`~prefect_ml.tasks.retrain.Evaluation` fields: ``data`` (held-out data),
             ``target_column``, ``metric`` (default ``accuracy``), ``margin`` (default 0).

@@ -3,9 +3,12 @@
 The steps of the ``retrain`` flow (:mod:`prefect_ml.flows.retrain`), as plain functions and tasks:
 
 1. :func:`resolve_training_data`: which input of the training job is the data asset, and which
-   version to train on (the one passed, else the newest).
-2. :func:`run_challenger`: run the training job (any kind :func:`prefect_ml.load_job` accepts) with that
-   input bound to ``azureml:NAME:VERSION``; the job registers the challenger model version.
+   version to train on (the one passed, else the newest). The job's ``type`` decides where to look:
+   AutoML's ``training_data`` (and ``validation_data`` / ``test_data``), else the top-level ``inputs``
+   (command, sweep and pipeline jobs).
+2. :func:`run_challenger`: run the training job with that input bound to ``azureml:NAME:VERSION`` and its
+   model output named ``model_name`` (:func:`_model_output_overrides`: a command job's or pipeline's only
+   model output, AutoML's ``outputs.best_model``); the job registers the challenger model version.
 3. :func:`evaluate_versions`: score the challenger and the current champion (the version holding the
    alias, ``MlflowClient.get_model_version_by_alias``) on the same held-out data with the same metric,
    loading both with ``mlflow.pyfunc``.
@@ -244,13 +247,53 @@ def _input_path(value: Any) -> Any:
     return value.get("path") if isinstance(value, dict) else value
 
 
+#: AutoML job fields that take data (Azure's AutoML job schema); the retrain flow binds one of them.
+AUTOML_DATA_FIELDS = ("training_data", "validation_data", "test_data")
+#: The AutoML output holding the best model (``outputs.best_model.name`` registers it under that name).
+AUTOML_MODEL_OUTPUT = "best_model"
+
+
+def _data_inputs(data: dict[str, Any]) -> dict[str, Any]:
+    """The job's inputs that can hold the training data, by name, dispatching on the job's ``type``.
+
+    AutoML: ``training_data``, ``validation_data``, ``test_data`` (top-level fields). Command, sweep and
+    pipeline jobs: the top-level ``inputs`` (a pipeline's are bound to its steps with ``${{parent.inputs.X}}``).
+    """
+    if data.get("type") == "automl":
+        return {k: data[k] for k in AUTOML_DATA_FIELDS if data.get(k) is not None}
+    inputs = data.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
+
+
+def _data_override(data: dict[str, Any], input_name: str, ref: str) -> str:
+    """The ``--set`` override binding input ``input_name`` of job mapping ``data`` to data asset ``ref``."""
+    if data.get("type") == "automl":
+        return f"{input_name}.path={ref}" if isinstance(data.get(input_name), dict) else f"{input_name}={ref}"
+    return f"inputs.{input_name}={ref}"
+
+
+def _step_asset_inputs(data: dict[str, Any]) -> list[str]:
+    """``jobs.STEP.inputs.X`` of a pipeline whose path is a data asset reference (for error messages)."""
+    found = []
+    for step, body in (data.get("jobs") or {}).items() if isinstance(data.get("jobs"), dict) else ():
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        for key, value in (inputs or {}).items() if isinstance(inputs, dict) else ():
+            if parse_asset_ref(_input_path(value)) is not None:
+                found.append(f"jobs.{step}.inputs.{key}")
+    return found
+
+
 def resolve_training_data(job_file: str, *, data_input: str | None = None, data_asset: str | None = None,
                           data_version: str | None = None) -> TrainingData:
     """Find the job input to bind and the data asset version to train on.
 
+    Which inputs are searched depends on the job's ``type``: AutoML jobs' ``training_data`` /
+    ``validation_data`` / ``test_data`` (``training_data`` wins when several name data assets); command,
+    sweep and pipeline jobs' top-level ``inputs`` (a pipeline step's own inputs are not rebound: declare a
+    pipeline input and bind the step to ``${{parent.inputs.X}}``).
+
     Args:
-        job_file: The training job's YAML file (any type :func:`prefect_ml.load_job` accepts; its top-level
-            ``inputs`` are searched).
+        job_file: The training job's YAML file (any type :func:`prefect_ml.load_job` accepts).
         data_input: The input to bind; default: the only input whose path is a data asset reference
             (``azureml:NAME@latest``, ``azureml:NAME:VERSION``).
         data_asset: The data asset; default: the one named by that input.
@@ -266,28 +309,41 @@ def resolve_training_data(job_file: str, *, data_input: str | None = None, data_
     from prefect_ml.data import get_data_asset
 
     data = _job_mapping(job_file)
-    inputs = data.get("inputs") if isinstance(data.get("inputs"), dict) else {}
+    inputs = _data_inputs(data)
+    automl = data.get("type") == "automl"
+    section = "" if automl else "inputs."
     if data_input is None:
         candidates = [k for k, v in inputs.items() if parse_asset_ref(_input_path(v)) is not None]
         if data_asset is not None:
             candidates = [k for k in candidates if parse_asset_ref(_input_path(inputs[k]))[0] == data_asset] or \
                 candidates
+        if automl and len(candidates) > 1 and "training_data" in candidates:
+            candidates = ["training_data"]
         if len(candidates) != 1:
+            if candidates:
+                why = f"several inputs name data assets ({', '.join(candidates)})"
+            elif automl:
+                why = ("none of the AutoML job's training_data, validation_data, test_data is a data asset; "
+                       "set training_data.path to azureml:NAME@latest")
+            elif data.get("type") == "pipeline" and _step_asset_inputs(data):
+                why = (f"no pipeline input is a data asset (step inputs {', '.join(_step_asset_inputs(data))} "
+                       "are; declare a pipeline input `inputs: {X: {type: uri_file, path: azureml:NAME@latest}}` "
+                       "and bind the step to ${{parent.inputs.X}})")
+            else:
+                why = "no input's path is a data asset (azureml:NAME@latest)"
             raise ValidationError([Problem(
-                "data_input", "cannot tell which input is the training data: "
-                + (f"several inputs name data assets ({', '.join(candidates)})" if candidates
-                   else "no input's path is a data asset (azureml:NAME@latest)")
-                + "; pass data_input=INPUT (and data_asset=NAME)", data_input, job_file)], file=job_file,
-                title="Invalid retraining")
+                "data_input", f"cannot tell which input is the training data: {why}; pass data_input=INPUT "
+                "(and data_asset=NAME)", data_input, job_file)], file=job_file, title="Invalid retraining")
         data_input = candidates[0]
     elif data_input not in inputs:
-        raise ValidationError([Problem("data_input", f"the job has no input {data_input!r} (inputs: "
+        kind = "AutoML data field" if automl else "input"
+        raise ValidationError([Problem("data_input", f"the job has no {kind} {data_input!r} (inputs: "
                                        f"{', '.join(inputs) or 'none'})", data_input, job_file)], file=job_file,
                               title="Invalid retraining")
     if data_asset is None:
         ref = parse_asset_ref(_input_path(inputs.get(data_input)))
         if ref is None:
-            raise ValidationError([Problem(f"inputs.{data_input}", "is not bound to a data asset; bind it to "
+            raise ValidationError([Problem(f"{section}{data_input}", "is not bound to a data asset; bind it to "
                                            "azureml:NAME@latest or pass data_asset=NAME",
                                            _input_path(inputs.get(data_input)), job_file)], file=job_file,
                                   title="Invalid retraining")
@@ -298,16 +354,50 @@ def resolve_training_data(job_file: str, *, data_input: str | None = None, data_
 
 
 def _model_output_overrides(job_file: str, model_name: str) -> list[str]:
-    """``--set`` overrides making the job's model output register ``model_name`` (none if one already does)."""
+    """``--set`` overrides making the job register its model as ``model_name``, dispatching on ``type``.
+
+    - command / sweep: the job's only model output gets ``name: model_name`` (none: the versions the job
+      registered are searched after it ran).
+    - AutoML: ``outputs.best_model`` gets ``type: mlflow_model, name: model_name`` (the best model is
+      registered under that name instead of the job's name).
+    - pipeline: the pipeline's only model-typed output (``outputs: {X: {type: mlflow_model}}``, bound by a
+      step with ``${{parent.outputs.X}}``) gets ``name: model_name``; nothing when a pipeline or step output
+      already registers ``model_name``.
+
+    Raises:
+        ValidationError: A pipeline with no or several model outputs, none naming ``model_name``.
+    """
     from prefect_ml.specs import MODEL_TYPES
 
-    outputs = _job_mapping(job_file).get("outputs") or {}
+    data = _job_mapping(job_file)
+    outputs = data.get("outputs") if isinstance(data.get("outputs"), dict) else {}
+    if data.get("type") == "automl":
+        best = outputs.get(AUTOML_MODEL_OUTPUT)
+        best = best if isinstance(best, dict) else {}
+        if best.get("name") == model_name:
+            return []
+        prefix = f"outputs.{AUTOML_MODEL_OUTPUT}"
+        return ([] if best.get("type") in MODEL_TYPES else [f"{prefix}.type=mlflow_model"]) + \
+            [f"{prefix}.name={model_name}"]
     models = {k: v for k, v in outputs.items() if isinstance(v, dict) and v.get("type") in MODEL_TYPES}
     if any(v.get("name") == model_name for v in models.values()):
         return []
     if len(models) == 1:
         return [f"outputs.{next(iter(models))}.name={model_name}"]
-    return []  # pipelines/AutoML register their models themselves; the registered versions are searched
+    if data.get("type") == "pipeline":
+        steps = data.get("jobs") if isinstance(data.get("jobs"), dict) else {}
+        for body in steps.values():
+            step_outputs = body.get("outputs") if isinstance(body, dict) else None
+            if isinstance(step_outputs, dict) and any(
+                    isinstance(v, dict) and v.get("name") == model_name for v in step_outputs.values()):
+                return []
+        raise ValidationError([Problem(
+            "outputs", f"cannot tell which pipeline output registers model {model_name!r}: "
+            + (f"several model outputs ({', '.join(models)}); give one `name: {model_name}`" if models else
+               "no pipeline output has a model type; declare `outputs: {X: {type: mlflow_model}}` and bind the "
+               "training step's model output to ${{parent.outputs.X}}"), None, job_file)], file=job_file,
+            title="Invalid retraining")
+    return []  # the versions the job registered are searched after it ran
 
 
 def run_challenger(job_file: str, model_name: str, training: TrainingData, *, overrides: list[str] = (),
@@ -325,9 +415,10 @@ def run_challenger(job_file: str, model_name: str, training: TrainingData, *, ov
 
     job_name = job_name or f"retrain-{limit_name(model_name)[8:]}-{training.asset}-v{training.version}-" \
                            f"{uuid.uuid4().hex[:6]}".replace(".", "-")
-    all_overrides = [*overrides, f"inputs.{training.input_name}=azureml:{training.asset}:{training.version}",
-                     *_model_output_overrides(job_file, model_name)]
     try:
+        all_overrides = [*overrides, _data_override(_job_mapping(job_file), training.input_name,
+                                                    f"azureml:{training.asset}:{training.version}"),
+                         *_model_output_overrides(job_file, model_name)]
         client = MLClient(autostart=False)
         spec = client.jobs.validate(load_job(job_file, overrides=all_overrides), name=job_name)
         job = client.jobs.run(spec)
