@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli, cli_in_process, cli_json, pid_alive, wait_for, write
+from helpers import cli, cli_in_process, pid_alive, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -80,7 +80,8 @@ command: |
 experiment_name: failures
 """)
     name = _unique("fail")
-    result, job = cli_json("job", "create", "--file", str(job_file), "--name", name)
+    result = cli_in_process("job", "create", "--file", str(job_file), "--name", name, "--output", "json")
+    job = json.loads(result.stdout)
     assert result.returncode == 1
     assert job["status"] == "Failed"
     assert "exited with code 3" in job["error"] and "boom: bad data" in job["error"]
@@ -106,7 +107,8 @@ command: python sleeper.py {pids}
 limits:
   timeout: 3
 """)
-    result, job = cli_json("job", "create", "--file", str(job_file), "--name", _unique("timeout"))
+    result = cli_in_process("job", "create", "--file", str(job_file), "--name", _unique("timeout"), "--output", "json")
+    job = json.loads(result.stdout)
     assert result.returncode == 1
     assert job["status"] == "Failed" and "timed out after 3 s" in job["error"]
     for pid in map(int, pids.read_text().split()):
