@@ -110,6 +110,10 @@ def test_positive_label_chooses_the_class_of_the_binary_metrics(tmp_path):
         _prepare("classification", "accuracy", iris, "target", tmp_path, positive_label="setosa")
     [problem] = exc.value.problems
     assert problem.field == "positive_label" and "0, 1, 2" in problem.message
+    # an unquoted YAML `yes` arrives as True: the message says how to keep it a label
+    with pytest.raises(ValidationError) as exc:
+        _prepare("classification", "accuracy", iris, "target", tmp_path, positive_label=True)
+    assert "quote the label" in exc.value.problems[0].message
     # With more than two classes, positive_label turns the binary metrics on (that class against the rest);
     # a YAML string "2" finds the integer label 2.
     prepared, _, path = _prepare("classification", "accuracy", iris, "target", tmp_path, positive_label="2")

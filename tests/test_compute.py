@@ -427,3 +427,16 @@ def test_task_runner_for_a_dask_target_fans_out_on_the_targets_cluster(monkeypat
         # A flow run started by the Dask worker finds its cluster through PREFECT_ML_DASK_SCHEDULER.
         monkeypatch.setenv(SCHEDULER_ENV, cluster.scheduler_address)
         assert task_runner_for(ComputeTarget(name="d", type="dask")).address == cluster.scheduler_address
+
+
+@pytest.mark.parametrize("kind,module", [("docker", "prefect_docker.worker"),
+                                         ("kubernetes", "prefect_kubernetes.worker")])
+def test_a_pool_type_whose_worker_package_is_missing_names_the_extra(monkeypatch, kind, module):
+    import sys
+
+    from prefect_ml.compute import targets
+    from prefect_ml.exceptions import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
+    with pytest.raises(MissingDependencyError, match=rf"pip install 'prefect-ml\[{kind}\]'"):
+        targets._worker_template(kind)

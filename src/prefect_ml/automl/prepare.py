@@ -263,6 +263,8 @@ def resolve_positive_label(positive_label: Any, classes: list[Any]) -> int | Non
     matches = [i for i, c in enumerate(classes) if (str(c).lower() if isinstance(c, bool) else str(c)) == text]
     if len(matches) == 1:
         return matches[0]
+    hint = (" (YAML reads unquoted yes/no/true/false/on/off as booleans: quote the label, e.g. "
+            "positive_label: \"yes\")") if isinstance(positive_label, bool) else ""
     raise ValidationError([Problem("positive_label", "is not one of the labels of the training data; labels: "
-                                   + ", ".join(repr(c) for c in classes[:20]), positive_label)],
+                                   + ", ".join(repr(c) for c in classes[:20]) + hint, positive_label)],
                           title="Invalid AutoML data")

@@ -175,18 +175,30 @@ class ComputeTarget:
 
 # ----------------------------------------------------------------- templates
 def _worker_template(worker_type: str) -> dict[str, Any]:
-    if worker_type == "docker":
-        from prefect_docker.worker import DockerWorker
+    """The base job template of ``worker_type``'s Prefect worker.
 
-        return DockerWorker.get_default_base_job_template()
-    if worker_type == "kubernetes":
-        from prefect_kubernetes.worker import KubernetesWorker
+    Raises:
+        MissingDependencyError: The worker's package (an extra of prefect-ml) is not installed.
+    """
+    try:
+        if worker_type == "docker":
+            from prefect_docker.worker import DockerWorker
 
-        return KubernetesWorker.get_default_base_job_template()
-    if worker_type == "dask":
-        from prefect_ml.compute.dask_worker import DaskWorker
+            return DockerWorker.get_default_base_job_template()
+        if worker_type == "kubernetes":
+            from prefect_kubernetes.worker import KubernetesWorker
 
-        return DaskWorker.get_default_base_job_template()
+            return KubernetesWorker.get_default_base_job_template()
+        if worker_type == "dask":
+            from prefect_ml.compute.dask_worker import DaskWorker
+
+            return DaskWorker.get_default_base_job_template()
+    except ImportError as exc:
+        from prefect_ml.exceptions import MissingDependencyError
+
+        raise MissingDependencyError(
+            f"compute type '{worker_type}' needs the {exc.name or 'worker'} package, which is not installed: "
+            f"pip install 'prefect-ml[{worker_type}]'") from exc
     from prefect.workers.process import ProcessWorker
 
     return ProcessWorker.get_default_base_job_template()
