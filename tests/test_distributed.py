@@ -39,6 +39,20 @@ def test_pytorch_distribution_runs_instance_count_times_processes_with_azures_va
     assert all(f"[rank {r}] rank {r} of 4" in log for r in range(4))
 
 
+def test_a_single_process_pytorch_job_gets_azures_variables_too(tmp_path):
+    from prefect_ml import MLClient, command
+
+    write(tmp_path / "src" / "env.py", ENV_SCRIPT)
+    out = tmp_path / "ranks"
+    out.mkdir()
+    job = command(code=str(tmp_path / "src"), command=f"python env.py {out}", distribution={"type": "pytorch"})
+    result = MLClient().jobs.create_or_update(job, name=f"dist1_{uuid.uuid4().hex[:8]}")
+    assert result.status == "Completed", result.error
+    (only,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert (only["RANK"], only["LOCAL_RANK"], only["NODE_RANK"], only["WORLD_SIZE"]) == ("0", "0", "0", "1")
+    assert only["MASTER_ADDR"] == "127.0.0.1" and int(only["MASTER_PORT"]) > 0
+
+
 def test_one_failing_process_fails_the_job_and_stops_the_others(tmp_path):
     from prefect_ml import MLClient, command
 

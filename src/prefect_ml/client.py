@@ -273,8 +273,8 @@ class JobOperations:
                 # The flow-run process sends its logs in batches, after its final state: once the run has ended,
                 # re-read from the start (late lines may sort before the offset) until the engine's last line
                 # arrived, for at most FINAL_LOG_GRACE_SECONDS (a crashed process never sends it).
-                if finished and drain_until is None:
-                    drain_until = time.monotonic() + FINAL_LOG_GRACE_SECONDS
+                if finished:
+                    drain_until = drain_until or time.monotonic() + FINAL_LOG_GRACE_SECONDS
                     offset = 0
                 while True:
                     logs = client.read_logs(
@@ -295,8 +295,6 @@ class JobOperations:
                         break
                 if finished and (flow_end_logged or not seen or time.monotonic() > drain_until):
                     return
-                if finished:
-                    offset = 0
                 if deadline is not None and time.monotonic() > deadline:
                     return
                 time.sleep(poll_seconds)

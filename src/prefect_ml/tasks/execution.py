@@ -273,9 +273,9 @@ def prepare_command(spec, job_name: str, job_dir: str, snapshot_path: str | None
     logger.info("Command: %s", command)
     from prefect_ml.compute.distributed import process_environments
 
-    process_envs = process_environments(spec, env)
+    process_envs: list[dict[str, str]] | None = process_environments(spec, env)
+    if len(process_envs) == 1:  # one process: its environment (with a pytorch job's variables) is the command's
+        env, process_envs = process_envs[0], None
     return PreparedCommand(command=command, workdir=str(workdir), env=env,
                            outputs=locations, log_path=str(root / "user_logs" / "std_log.txt"),
-                           environment=resolved.description,
-                           process_envs=process_envs if len(process_envs) > 1 or process_envs[0] is not env
-                           else None)
+                           environment=resolved.description, process_envs=process_envs)

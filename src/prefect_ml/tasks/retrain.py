@@ -325,8 +325,8 @@ def resolve_training_data(job_file: str, *, data_input: str | None = None, data_
             elif automl:
                 why = ("none of the AutoML job's training_data, validation_data, test_data is a data asset; "
                        "set training_data.path to azureml:NAME@latest")
-            elif data.get("type") == "pipeline" and _step_asset_inputs(data):
-                why = (f"no pipeline input is a data asset (step inputs {', '.join(_step_asset_inputs(data))} "
+            elif data.get("type") == "pipeline" and (step_inputs := _step_asset_inputs(data)):
+                why = (f"no pipeline input is a data asset (step inputs {', '.join(step_inputs)} "
                        "are; declare a pipeline input `inputs: {X: {type: uri_file, path: azureml:NAME@latest}}` "
                        "and bind the step to ${{parent.inputs.X}})")
             else:
