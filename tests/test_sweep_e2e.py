@@ -315,7 +315,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
 
     from prefect_ml import MLClient
     from prefect_ml.specs import load_job
-    from prefect_ml.sweep.engine import sweep_dir
+    from prefect_ml.sweep.engine import sweep_dir, trial_attrs
     from prefect_ml.sweep.sampling import SweepStudy
 
     values = [0.1, 0.2, 0.3, 0.4]
@@ -332,7 +332,7 @@ def test_killed_sweep_resumes_without_rerunning_finished_trials(tmp_path):
         proc.wait()
     spec = load_job(path)
     before = SweepStudy(spec, sweep_dir(name), name).study.get_trials(deepcopy=False)
-    finished_x = {t.user_attrs["parameters"]["x"] for t in before if t.state == TrialState.COMPLETE}
+    finished_x = {trial_attrs(t)["parameters"]["x"] for t in before if t.state == TrialState.COMPLETE}
     assert 1 <= len(finished_x) < len(values)
 
     job = _json(MLClient().jobs.create_or_update(str(path), name=name))
@@ -358,7 +358,7 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
 
     from prefect_ml import MLClient
     from prefect_ml.flows import sweep_job as sweep_flow_module
-    from prefect_ml.sweep.engine import SweepRunner
+    from prefect_ml.sweep.engine import SweepRunner, trial_attrs
 
     path = _function_sweep(tmp_path, values=[0.1, 0.2, 0.3, 0.4], steps=1, pause=0, concurrent=1)
     original_finish = SweepRunner._finish
@@ -370,7 +370,7 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
         calls.append(r.name)
         if len(calls) == 3:
             lost.append(r.values["x"])
-            finished_before.update(t.user_attrs["parameters"]["x"] for t in self.study.study.get_trials()
+            finished_before.update(trial_attrs(t)["parameters"]["x"] for t in self.study.study.get_trials()
                                    if t.state == TrialState.COMPLETE)
             raise RuntimeError("the sweep process lost its database connection")
         return original_finish(self, r)

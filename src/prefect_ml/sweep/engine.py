@@ -203,7 +203,6 @@ class SweepRunner:
         self.function = spec.is_function_trial
         self.wake = threading.Event()  # set when a trial's future is done
         self._next_cancel_check = 0.0
-        self.prepared: list[tuple[Any, dict[str, Any], str, str]] = []  # function trials ready to start
 
     def _log(self, message: str, *args: Any) -> None:
         if self.logger is not None:
@@ -216,19 +215,20 @@ class SweepRunner:
 
         done = 0
         for t in self.study.study.get_trials(deepcopy=False):
-            name = t.user_attrs.get("job_name")
+            attrs = trial_attrs(t)
+            name = attrs.get("job_name")
             if t.state == TrialState.RUNNING:  # the previous sweep process died with this trial running
                 self._log("Trial %s was interrupted; running its configuration again", name)
                 self.study.study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
                 self.study.study.tell(t.number, state=TrialState.FAIL)
                 self.study.study.enqueue_trial(t.params, skip_if_exists=False)
-                self._mark_interrupted(t.user_attrs.get("mlflow_run_id"), t.user_attrs.get("flow_run_id"), name)
+                self._mark_interrupted(attrs.get("mlflow_run_id"), attrs.get("flow_run_id"), name)
                 continue
-            if t.user_attrs.get("interrupted") or t.state == TrialState.WAITING:
+            if attrs.get("interrupted") or t.state == TrialState.WAITING:
                 continue
             done += 1
             if name:
-                self.histories[name] = list(t.user_attrs.get("history", []))
+                self.histories[name] = list(attrs.get("history", []))
                 self.finished.add(name)
                 if t.state == TrialState.COMPLETE:
                     self.metric_checked = True
@@ -314,8 +314,7 @@ class SweepRunner:
                and self.stop_reason is None):
             trial, values = self.study.ask()
             name = f"{self.job_name}_{trial.number}"
-            trial.set_user_attr("job_name", name)
-            trial.set_user_attr("parameters", values)
+            trial.set_user_attr("trial", {"job_name": name, "parameters": values})
             tags = {TAG_PARENT: self.info["run_id"], TAG_SWEEP: self.job_name, TAG_TRIAL_NUMBER: str(trial.number)}
             job = self.spec.trial_job(values, name=name, tags=tags, timeout=self.spec.limits.trial_timeout)
             self._log("Trial %s: %s", name, json.dumps(values, default=str))
@@ -325,57 +324,54 @@ class SweepRunner:
             self.histories[name] = []
             future.add_done_callback(lambda _: self.wake.set())
 
-    def _prepare_function_trial(self) -> tuple[Any, dict[str, Any], str, str]:
-        """Draw a configuration and create its MLflow child run: ``(optuna trial, values, name, run_id)``."""
+    def _prepare_function_trial(self) -> tuple[Any, dict[str, Any], str, Any]:
+        """Draw a configuration and create its MLflow child run: ``(optuna trial, values, name, mlflow run)``."""
         trial, values = self.study.ask()
         name = f"{self.job_name}_{trial.number}"
-        run_id = self._create_trial_run(name, trial.number, values)
-        trial.set_user_attr("job_name", name)
-        trial.set_user_attr("parameters", values)
-        trial.set_user_attr("mlflow_run_id", run_id)
-        return trial, values, name, run_id
+        run = self._create_trial_run(name, trial.number, values)
+        trial.set_user_attr("trial", {"job_name": name, "parameters": values, "mlflow_run_id": run.info.run_id})
+        return trial, values, name, run
 
     def _submit_functions(self, runner, done: int) -> None:
-        """Start function trials up to the concurrency, then prepare the next one while the workers are busy.
+        """Keep ``max_concurrent_trials`` function trials running and as many more queued on the task runner.
 
-        Preparing ahead (sampling, creating the MLflow run: ~0.1-0.2 s on SQLite) keeps a worker from
-        idling between two trials; bayesian sampling does not prepare ahead (it should see every result).
+        The task runner's ``max_workers`` (= ``max_concurrent_trials``) bounds the running trials; a queued
+        trial starts the moment a worker frees up, without a round trip through this loop (its sampling and
+        MLflow run, tens of ms, happen while the workers are busy). A queued trial that a stop reaches
+        before it starts is discarded (see :meth:`_discard`). Bayesian sampling queues none: each draw
+        should see every finished trial.
         """
         from prefect_ml.sweep.function_trials import run_function_trial
 
-        while (len(self.running) < self.concurrency and done + len(self.running) < self.max_total
-               and self.stop_reason is None):
-            trial, values, name, run_id = (self.prepared.pop(0) if self.prepared
-                                           else self._prepare_function_trial())
+        slots = self.concurrency * (1 if self.spec.sampling_algorithm.type == "bayesian" else 2)
+        while len(self.running) < slots and done + len(self.running) < self.max_total and self.stop_reason is None:
+            trial, values, name, run = self._prepare_function_trial()
             self._log("Trial %s: %s", name, json.dumps(values, default=str))
             future = runner.submit(run_function_trial.with_options(task_run_name=f"trial-{name}"), parameters={
                 "function": self.spec.trial["function"], "code": self.spec.trial.get("code"),
-                "parameters": self.spec.trial_arguments(values), "run_id": run_id,
+                "parameters": self.spec.trial_arguments(values), "run": run,
                 "primary_metric": self.spec.primary_metric, "tracking_uri": self.info["tracking_uri"],
                 "trial_timeout": self.spec.limits.trial_timeout})
-            self.running[name] = _Running(name, trial, values, future, time.monotonic(), run_id=run_id,
+            self.running[name] = _Running(name, trial, values, future, time.monotonic(), run_id=run.info.run_id,
                                           flow_run_id=self.flow_run_id)
             self.histories[name] = []
             future.add_done_callback(lambda _: self.wake.set())
-        if (self.spec.sampling_algorithm.type != "bayesian" and not self.prepared and self.stop_reason is None
-                and done + len(self.running) < self.max_total):
-            self.prepared.append(self._prepare_function_trial())
 
-    def _discard_prepared(self) -> None:
-        """Drop trials prepared but never started (the sweep stopped): their runs are deleted."""
+    def _discard(self, r: _Running) -> None:
+        """Drop a function trial that a stop reached before it started: its MLflow run is deleted and a
+        resumed sweep runs its configuration."""
         from optuna.trial import TrialState
 
-        for trial, _, _, run_id in self.prepared:
-            try:
-                self.study.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-                self.study.study.tell(trial, state=TrialState.FAIL)
-                self.study.study.enqueue_trial(trial.params, skip_if_exists=False)  # a resumed sweep runs it
-                self.client.delete_run(run_id)
-            except Exception:  # noqa: BLE001 - best effort
-                pass
-        self.prepared.clear()
+        self.histories.pop(r.name, None)
+        try:
+            self.study.study._storage.set_trial_user_attr(r.trial._trial_id, "interrupted", True)
+            self.study.study.tell(r.trial, state=TrialState.FAIL)
+            self.study.study.enqueue_trial(r.trial.params, skip_if_exists=False)
+            self.client.delete_run(r.run_id)
+        except Exception:  # noqa: BLE001 - best effort
+            pass
 
-    def _create_trial_run(self, name: str, number: int, values: dict[str, Any]) -> str:
+    def _create_trial_run(self, name: str, number: int, values: dict[str, Any]):
         """The MLflow child run of a function trial (parameters logged), under the sweep's run."""
         from mlflow.entities import Param
 
@@ -387,7 +383,7 @@ class SweepRunner:
         params = [Param(k, v if isinstance(v, str) else json.dumps(v)) for k, v in values.items()]
         if params:
             self.client.log_batch(run.info.run_id, params=params)
-        return run.info.run_id
+        return run
 
     # -- policy, limits, cancellation -------------------------------------------------------
     def _apply_policy(self) -> None:
@@ -426,12 +422,14 @@ class SweepRunner:
             self._next_cancel_check = time.monotonic() + poll_seconds()
             if _flow_run_cancel_requested(self.flow_run_id):
                 self.stop_reason = "the sweep was canceled"
+        from prefect_ml.sweep.function_trials import started_at
+
         trial_timeout = self.spec.limits.trial_timeout
-        for r in self.running.values():
+        for r in self.running.values():  # a queued function trial's own deadline starts with it
             if self.stop_reason and not r.cancel_reason and not r.pending_cancel:
                 self._cancel(r, self.stop_reason)
             elif (self.function and trial_timeout and not r.cancel_reason
-                  and time.monotonic() - r.started > trial_timeout):
+                  and time.monotonic() - (started_at(r.run_id) or time.monotonic()) > trial_timeout):
                 self._cancel(r, f"the trial reached limits.trial_timeout ({trial_timeout} s)")
             elif r.pending_cancel and r.flow_run_id:
                 self._cancel(r, r.pending_cancel)
@@ -444,6 +442,9 @@ class SweepRunner:
         if not isinstance(outcome, dict):
             message = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, BaseException) else str(outcome)
             outcome = {"state": "FAILED", "message": message, "flow_run_id": r.flow_run_id}
+        if self.function and outcome.get("started") is False and outcome["state"] == "CANCELLED":
+            self._discard(r)
+            return
         if r.run_id is None and not self.function:
             self._refresh()
         if r.run_id is not None:
@@ -459,7 +460,8 @@ class SweepRunner:
         if status == "Completed" and self.spec.primary_metric not in metrics:
             logged = ", ".join(sorted(metrics)) or "none"
             if not self.metric_checked:
-                r.trial.set_user_attr("status", "Failed")
+                r.trial.set_user_attr("result", {"status": "Failed"})
+                self._end_function_run(r, outcome, "Failed", "the trial did not log the primary metric")
                 self.study.study.tell(r.trial, state=TrialState.FAIL)
                 self.finished.add(r.name)
                 raise SweepError(
@@ -471,24 +473,21 @@ class SweepRunner:
             message = f"the trial did not log the primary metric '{self.spec.primary_metric}' (logged: {logged})"
         if status == "Completed":
             self.metric_checked = True
-        attrs = {"status": status, "terminated_early": terminated, "history": r.history,
-                 "termination_reason": r.terminate_reason if terminated else None,
-                 "message": (message or "")[-2000:] if status != "Completed" else None,
-                 "flow_run_id": outcome.get("flow_run_id") or r.flow_run_id, "mlflow_run_id": r.run_id,
-                 "duration_seconds": round(time.monotonic() - r.started, 3)}
-        for key, value in attrs.items():
-            if value is not None:  # read with .get: one journal entry fewer each
-                r.trial.set_user_attr(key, value)
-        if r.run_id and (terminated or self.function):
+        task_run_id = getattr(r.future, "task_run_id", None) if self.function else None
+        result = {"status": status, "terminated_early": terminated, "history": r.history,
+                  "termination_reason": r.terminate_reason if terminated else None,
+                  "message": (message or "")[-2000:] if status != "Completed" else None,
+                  "flow_run_id": outcome.get("flow_run_id") or r.flow_run_id, "mlflow_run_id": r.run_id,
+                  "task_run_id": str(task_run_id) if task_run_id else None,
+                  "duration_seconds": outcome.get("duration_seconds", round(time.monotonic() - r.started, 3))}
+        r.trial.set_user_attr("result", {k: v for k, v in result.items() if v is not None})  # one journal entry
+        if self.function:
+            self._end_function_run(r, outcome, status, message, terminated=terminated, task_run_id=task_run_id)
+        elif r.run_id and terminated:  # a command trial's own job sets its status and ends its run
             from mlflow.entities import RunTag
 
-            tags = [RunTag(TAG_TERMINATED, "true"), RunTag(TAG_TERMINATION_REASON, r.terminate_reason[:5000])
-                    ] if terminated else []
-            if self.function:  # a command trial's own job sets its status
-                tags.append(RunTag(tracking.TAG_STATUS, status))
-                if status != "Completed" and message:
-                    tags.append(RunTag(tracking.TAG_ERROR, message[-4000:]))
-            self.client.log_batch(r.run_id, tags=tags)
+            self.client.log_batch(r.run_id, tags=[RunTag(TAG_TERMINATED, "true"),
+                                                  RunTag(TAG_TERMINATION_REASON, r.terminate_reason[:5000])])
         if status == "Completed":
             self.study.study.tell(r.trial, r.history[-1] if r.history else metrics[self.spec.primary_metric])
         elif terminated and r.history:
@@ -497,6 +496,25 @@ class SweepRunner:
             self.study.study.tell(r.trial, state=TrialState.FAIL)
         self.finished.add(r.name)
         self._log("Trial %s %s%s", r.name, status, " (terminated early)" if terminated else "")
+
+    def _end_function_run(self, r: _Running, outcome: dict[str, Any], status: str, message: str | None, *,
+                          terminated: bool = False, task_run_id=None) -> None:
+        """Tag a function trial's MLflow run with its outcome and end it (unless the trial ended it)."""
+        from mlflow.entities import RunTag
+
+        tags = [RunTag(tracking.TAG_STATUS, status)]
+        if task_run_id:
+            from prefect_ml.sweep.function_trials import TAG_TASK_RUN_ID
+
+            tags.append(RunTag(TAG_TASK_RUN_ID, str(task_run_id)))
+        if terminated:
+            tags += [RunTag(TAG_TERMINATED, "true"), RunTag(TAG_TERMINATION_REASON, r.terminate_reason[:5000])]
+        if status != "Completed" and message:
+            tags.append(RunTag(tracking.TAG_ERROR, message[-4000:]))
+        self.client.log_batch(r.run_id, tags=tags)
+        if not outcome.get("ended"):
+            self.client.set_terminated(r.run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(
+                status, "FAILED"))
 
     def run(self) -> dict[str, Any]:
         """Run trials until ``max_total_trials`` have finished or a limit stops the sweep.
@@ -557,8 +575,6 @@ class SweepRunner:
                     except BaseException:  # noqa: BLE001
                         pass
                 raise
-            finally:
-                self._discard_prepared()
         return {"done": done, "stop_reason": self.stop_reason}
 
 
@@ -577,6 +593,14 @@ def _done(future) -> bool:
 # ---------------------------------------------------------------------------------- results
 
 
+def trial_attrs(trial) -> dict[str, Any]:
+    """What the sweep recorded on an Optuna trial: its ``trial`` (set when drawn: ``job_name``,
+    ``parameters``, ``mlflow_run_id``) and ``result`` (set when finished: ``status``, ``history``, ...)
+    user attributes, over any single-field attributes (``interrupted``, a command trial's run ids)."""
+    attrs = dict(trial.user_attrs)
+    return {**attrs, **attrs.get("trial", {}), **attrs.get("result", {})}
+
+
 def trial_records(spec: SweepJob, job_name: str) -> list[dict[str, Any]]:
     """Every finished trial of the sweep (from its Optuna study), in trial order."""
     from prefect_ml.sweep.sampling import SweepStudy
@@ -584,17 +608,19 @@ def trial_records(spec: SweepJob, job_name: str) -> list[dict[str, Any]]:
     study = SweepStudy(spec, sweep_dir(job_name), job_name).study
     out = []
     for t in study.get_trials(deepcopy=False):
-        if t.user_attrs.get("interrupted") or "status" not in t.user_attrs:
+        attrs = trial_attrs(t)
+        if attrs.get("interrupted") or "status" not in attrs:
             continue
-        history = t.user_attrs.get("history") or []
-        out.append({"name": t.user_attrs.get("job_name"), "number": t.number, "status": t.user_attrs["status"],
-                    "parameters": t.user_attrs.get("parameters", {}),
+        history = attrs.get("history") or []
+        out.append({"name": attrs.get("job_name"), "number": t.number, "status": attrs["status"],
+                    "parameters": attrs.get("parameters", {}),
                     "metric": history[-1] if history else None,
-                    "terminated_early": bool(t.user_attrs.get("terminated_early")),
-                    "intervals": len(history), "mlflow_run_id": t.user_attrs.get("mlflow_run_id"),
-                    "prefect_flow_run_id": t.user_attrs.get("flow_run_id"),
-                    "duration_seconds": t.user_attrs.get("duration_seconds"),
-                    "message": t.user_attrs.get("message") or t.user_attrs.get("termination_reason")})
+                    "terminated_early": bool(attrs.get("terminated_early")),
+                    "intervals": len(history), "mlflow_run_id": attrs.get("mlflow_run_id"),
+                    "prefect_flow_run_id": attrs.get("flow_run_id"),
+                    "prefect_task_run_id": attrs.get("task_run_id"),
+                    "duration_seconds": attrs.get("duration_seconds"),
+                    "message": attrs.get("message") or attrs.get("termination_reason")})
     return out
 
 
