@@ -12,6 +12,10 @@ Paths (``--paths``):
   snapshot and a new Python process running the same 0.5 s script); prints what one trial costs beyond its
   0.5 s (the script's own start-up measured directly, and the command-job lifecycle steps).
 
+Each path first runs an untimed sweep of ``--warm-up`` (4) trials in the same process, so that one-off
+costs (imports, the process's first Prefect flow run ~1 s, a Dask cluster's start) are not counted, like
+the API server's and the MLflow store's creation; ``--warm-up 0`` times a cold process.
+
 Two ratios per path: the whole ``MLClient().jobs.create_or_update`` call (flow run, MLflow parent run,
 leaderboard and plot artifacts, reading the job back) over 16 s, and the trial phase (first trial's start
 to last trial's end, from the trials' MLflow runs) over 16 s.
@@ -70,7 +74,7 @@ limits: {{max_total_trials: {trials}, max_concurrent_trials: 2}}
 """
 
 
-def run_path(work: Path, path: str, trials: int) -> dict:
+def run_path(work: Path, path: str, trials: int, warm_up: int = 4) -> dict:
     from prefect_ml import MLClient, tracking
     from prefect_ml.compute import targets
     from prefect_ml.specs import load_job
@@ -79,7 +83,11 @@ def run_path(work: Path, path: str, trials: int) -> dict:
     if path.endswith("dask"):
         targets.task_runner_for = dask_task_runner_for()
     try:
-        (work / "sweep.yml").write_text(sweep_yaml(trials, function=not path.startswith("command")))
+        function = not path.startswith("command")
+        if warm_up:  # untimed: this path's one-off costs (first flow run and imports in the process, cluster)
+            (work / "warm.yml").write_text(sweep_yaml(warm_up, function=function))
+            MLClient().jobs.create_or_update(load_job(work / "warm.yml"), name=f"warm_{path}_{int(time.time())}")
+        (work / "sweep.yml").write_text(sweep_yaml(trials, function=function))
         spec = load_job(work / "sweep.yml")
         started = time.perf_counter()
         job = MLClient().jobs.create_or_update(spec, name=f"throughput_{path}_{int(time.time())}")
@@ -106,6 +114,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--paths", default="local,dask")
     parser.add_argument("--use-current-api", action="store_true")
+    parser.add_argument("--warm-up", type=int, default=4,
+                        help="trials of the untimed sweep run first on each path (0: time a cold process)")
     args = parser.parse_args()
     ideal = args.trials * 0.5 / 2
     with isolated_api(args.use_current_api) as work:
@@ -130,7 +140,7 @@ def main() -> None:
             print(f"command trial script run directly: {script:.2f} s (0.5 s of it is the training function)")
         print(f"ideal sweep wall time: {ideal:.1f} s ({args.trials} trials x 0.5 s / 2 concurrent)")
         for path in paths:
-            result = run_path(work, path, args.trials)
+            result = run_path(work, path, args.trials, args.warm_up)
             steps = "  ".join(f"{k} {v:.2f}s" for k, v in result["steps"].items())
             print(f"{path:13s}: wall {result['wall']:.1f} s for {result['trials']} trials -> ratio "
                   f"{result['wall'] / ideal:.2f}; trial phase {result['phase']:.1f} s -> ratio "

@@ -187,6 +187,26 @@ def test_missing_primary_metric_fails_listing_the_logged_metrics(tmp_path):
     assert "'acuracy'" in job["error"] and "Metrics it logged: accuracy" in job["error"]
 
 
+def test_a_streamed_function_sweep_prints_each_trial_and_reads_back_as_mlflow_has_it(tmp_path):
+    """``--stream`` prints the sweep's progress (function trials have no output of their own); `job show`
+    reads the trials from the sweep's own record, which says what its MLflow child runs say."""
+    from helpers import cli_in_process
+    from prefect_ml import MLClient, tracking
+    from prefect_ml.sweep.engine import _mlflow_trials
+
+    path = _function_sweep(tmp_path, values=[0.2, 0.7, 0.5, 0.6], steps=2, pause=0, concurrent=2)
+    name = _unique("stream")
+    result = cli_in_process("job", "create", "--file", str(path), "--name", name, "--stream")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for n in range(4):  # 2 running + 2 queued, each drawn, started and recorded once
+        assert result.stdout.count(f"[{name}] Trial {name}_{n}: {{\"x\": ") == 1, result.stdout
+        assert result.stdout.count(f"[{name}] Trial {name}_{n} Completed") == 1, result.stdout
+    job = MLClient().jobs.get(name)
+    assert [t["status"] for t in job.details["trials"]] == ["Completed"] * 4
+    assert job.details["trials"] == _mlflow_trials(tracking.get_client().get_run(job.mlflow_run_id), "accuracy")
+    assert all(t["prefect_task_run_id"] for t in job.details["trials"])
+
+
 def _trials_by_x(job: dict) -> dict:
     return {t["parameters"]["x"]: t for t in job["trials"]}
 

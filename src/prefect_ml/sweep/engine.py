@@ -201,12 +201,16 @@ class SweepRunner:
         self.metric_checked = False
         self.stop_reason: str | None = None
         self.function = spec.is_function_trial
+        self.slots = self.concurrency  # trials submitted at once (running + queued); see run()
         self.wake = threading.Event()  # set when a trial's future is done
         self._next_cancel_check = 0.0
 
     def _log(self, message: str, *args: Any) -> None:
+        """Log sweep progress to the flow run (the Prefect UI) and, with ``stream``, print it."""
         if self.logger is not None:
             self.logger.info(message, *args)
+        if self.stream:
+            print(f"[{self.job_name}] {message % args if args else message}", flush=True)
 
     # -- resume ---------------------------------------------------------------------------
     def _recover(self) -> int:
@@ -333,18 +337,19 @@ class SweepRunner:
         return trial, values, name, run
 
     def _submit_functions(self, runner, done: int) -> None:
-        """Keep ``max_concurrent_trials`` function trials running and as many more queued on the task runner.
+        """Submit function trials up to :attr:`slots`: ``max_concurrent_trials`` running, and on a thread
+        pool as many more waiting in its queue.
 
-        The task runner's ``max_workers`` (= ``max_concurrent_trials``) bounds the running trials; a queued
-        trial starts the moment a worker frees up, without a round trip through this loop (its sampling and
-        MLflow run, tens of ms, happen while the workers are busy). A queued trial that a stop reaches
-        before it starts is discarded (see :meth:`_discard`). Bayesian sampling queues none: each draw
-        should see every finished trial.
+        The pool's ``max_workers`` (= ``max_concurrent_trials``) bounds the running trials; a queued trial
+        (sampled, its MLflow run created) starts the moment a worker frees up, without a round trip
+        through this loop. A queued trial that a stop reaches before it starts is discarded (see
+        :meth:`_discard`). Bayesian sampling queues none (each draw should see every finished trial),
+        nor does a Dask task runner (its cluster may have more threads than ``max_concurrent_trials``).
         """
         from prefect_ml.sweep.function_trials import run_function_trial
 
-        slots = self.concurrency * (1 if self.spec.sampling_algorithm.type == "bayesian" else 2)
-        while len(self.running) < slots and done + len(self.running) < self.max_total and self.stop_reason is None:
+        while (len(self.running) < self.slots and done + len(self.running) < self.max_total
+               and self.stop_reason is None):
             trial, values, name, run = self._prepare_function_trial()
             self._log("Trial %s: %s", name, json.dumps(values, default=str))
             future = runner.submit(run_function_trial.with_options(task_run_name=f"trial-{name}"), parameters={
@@ -532,6 +537,9 @@ class SweepRunner:
         started = time.monotonic()
         target = targets.get_compute(self.spec.compute)
         runner = targets.task_runner_for(target, max_workers=self.concurrency)
+        if self.function and self.spec.sampling_algorithm.type != "bayesian" and _is_thread_pool(runner):
+            # the pool's max_workers bounds the running trials; as many again wait in its queue
+            self.slots = 2 * self.concurrency
         self._log("Sweep %s: %d of %d trials already finished; %d at a time on %s", self.job_name, done,
                   self.max_total, self.concurrency, target.name)
         submit = self._submit_functions if self.function else self._submit
@@ -576,6 +584,12 @@ class SweepRunner:
                         pass
                 raise
         return {"done": done, "stop_reason": self.stop_reason}
+
+
+def _is_thread_pool(runner) -> bool:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return isinstance(runner, ThreadPoolTaskRunner)
 
 
 def _import_matplotlib() -> None:
@@ -716,15 +730,49 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
 
 def describe_sweep(job, flow_run, run) -> None:
     """``job.details``: ``best_trial``, ``trials`` (name, status, parameters, metric, terminated_early...),
-    ``primary_metric`` and ``goal``, read from the sweep's MLflow child runs."""
+    ``primary_metric`` and ``goal``.
+
+    Read from the sweep's own record (its Optuna study under ``$PREFECT_ML_HOME/jobs/<name>/sweep``)
+    when the sweep ran with this home, else from its MLflow child runs (searching 64 child runs takes
+    ~0.5 s on SQLite).
+    """
     if run is None:
         return
-    client = tracking.get_client()
     tags = run.data.tags
     primary = tags.get(TAG_PRIMARY)
     goal = tags.get(TAG_GOAL, "maximize")
+    trials = _local_trials(job.name, run, flow_run)
+    if trials is None:
+        trials = _mlflow_trials(run, primary)
+    best_name = tags.get(TAG_BEST)
+    best = next((t for t in trials if t["name"] == best_name), None) or best_of(trials, goal)
+    job.details.update({"primary_metric": primary, "goal": goal, "best_trial": best, "trials": trials})
+
+
+def _local_trials(job_name: str | None, run, flow_run) -> list[dict[str, Any]] | None:
+    """The finished trials from the sweep's study, if its state here belongs to MLflow run ``run`` and the
+    sweep has ended (a running sweep's study is being written: read MLflow then)."""
+    state = sweep_dir(job_name or "") / "state.json"
+    state_type = getattr(getattr(flow_run, "state", None), "type", None)
+    if not job_name or not state.exists() or state_type is None or state_type.value not in (
+            "COMPLETED", "FAILED", "CANCELLED", "CRASHED"):
+        return None
     try:
-        names = json.loads(tags.get(TAG_PARAMETERS, "[]"))
+        if json.loads(state.read_text()).get("run_id") != run.info.run_id:
+            return None
+        spec = SweepJob.model_validate(flow_run.parameters["job"])
+        records = trial_records(spec, job_name)
+    except Exception:  # noqa: BLE001 - an unreadable record: MLflow has the same facts
+        return None
+    keys = ("name", "number", "status", "parameters", "metric", "terminated_early", "mlflow_run_id",
+            "prefect_flow_run_id", "prefect_task_run_id")
+    return [{k: t.get(k) for k in keys} for t in records]
+
+
+def _mlflow_trials(run, primary: str | None) -> list[dict[str, Any]]:
+    client = tracking.get_client()
+    try:
+        names = json.loads(run.data.tags.get(TAG_PARAMETERS, "[]"))
     except ValueError:
         names = []
     children = client.search_runs([run.info.experiment_id],
@@ -740,11 +788,10 @@ def describe_sweep(job, flow_run, run) -> None:
                        "metric": child.data.metrics.get(primary),
                        "terminated_early": ctags.get(TAG_TERMINATED) == "true",
                        "mlflow_run_id": child.info.run_id,
-                       "prefect_flow_run_id": ctags.get(tracking.TAG_FLOW_RUN_ID)})
+                       "prefect_flow_run_id": ctags.get(tracking.TAG_FLOW_RUN_ID),
+                       "prefect_task_run_id": ctags.get("prefect.task_run_id")})
     trials.sort(key=lambda t: t["number"])
-    best_name = tags.get(TAG_BEST)
-    best = next((t for t in trials if t["name"] == best_name), None) or best_of(trials, goal)
-    job.details.update({"primary_metric": primary, "goal": goal, "best_trial": best, "trials": trials})
+    return trials
 
 
 def _param(text: str | None) -> Any:
