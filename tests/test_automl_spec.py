@@ -207,9 +207,9 @@ def test_bad_positive_label_and_columns_are_refused_before_anything_is_created(t
     assert preflight(load_job(_write(tmp_path, BASE + "positive_label: 'yes'\n"))).positive_label == "yes"
 
     # A target column that is not in the training data, and one missing from the test data (Parquet header).
-    result = cli_in_process("job", "create", "--file", str(_write(tmp_path, BASE.replace(
-        "target_column_name: y", "target_column_name: label") + "test_data:\n  type: uri_file\n  path: ./test.parquet\n")),
-        "--name", name)
+    wrong = BASE.replace("target_column_name: y", "target_column_name: label")
+    wrong += "test_data:\n  type: uri_file\n  path: ./test.parquet\n"
+    result = cli_in_process("job", "create", "--file", str(_write(tmp_path, wrong)), "--name", name)
     assert result.returncode == 2, result.stdout + result.stderr
     text = " ".join(result.stderr.split())
     assert "target_column_name" in text and "'label'" in text and "training_data (./train)" in text

@@ -93,18 +93,19 @@ _LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "0.0.0.0")
 def container_warnings(settings_: dict[str, Any]) -> list[str]:
     """What a job's container on a docker target with these settings would not reach, each with its fix.
 
-    Shown by ``compute create``, ``compute show`` and ``job create --dry-run`` for docker targets; nothing is
+    Shown by ``compute create``/``update``/``show`` and ``job create --dry-run`` for docker targets; nothing is
     checked against a Docker engine.
 
-    - The Prefect API (any address with ``network_mode: none``): the container gets the target's ``env`` ``PREFECT_API_URL``, else the worker's (taken to be
-      this process's). An address on this machine (``127.0.0.1``/``localhost``) reaches it only with host
-      networking. The network mode is decided by prefect-docker's own rule
-      (``DockerWorkerJobConfiguration.get_network_mode``: unset on Linux with a local API means ``host``); on a
-      bridge network prefect-docker rewrites the address to ``host.docker.internal``, which reaches a server
-      only if it listens on more than ``127.0.0.1``.
+    - The Prefect API (any address with ``network_mode: none``): the container gets the target's ``env``
+      ``PREFECT_API_URL``, else the worker's (taken to be this process's). An address on this machine
+      (``127.0.0.1``/``localhost``) reaches it only with host networking. The network mode is decided by
+      prefect-docker's own rule (``DockerWorkerJobConfiguration.get_network_mode``: unset on Linux with a local
+      API means ``host``); on a bridge network prefect-docker rewrites the address to ``host.docker.internal``,
+      which reaches a server only if it listens on more than ``127.0.0.1``.
     - prefect-ml's home (``$PREFECT_ML_HOME``: the SQLite MLflow store, job folders, code snapshots): without a
-      writable volume holding it the job's container has none of them, unless the target's ``env`` sets a tracking server
-      (``MLFLOW_TRACKING_URI=http(s)://...``) and a shared snapshot store (``PREFECT_ML_SNAPSHOT_STORE``) is set.
+      writable volume holding it the job's container has none of them, unless the target's ``env`` sets a
+      tracking server (``MLFLOW_TRACKING_URI=http(s)://...``) and a shared snapshot store
+      (``PREFECT_ML_SNAPSHOT_STORE``) is set.
 
     Args:
         settings_: The docker target's settings (``ComputeTarget.settings``: ``network_mode``, ``volumes``,
@@ -159,11 +160,11 @@ def container_warnings(settings_: dict[str, Any]) -> list[str]:
         env.get("PREFECT_ML_SNAPSHOT_STORE") or os.environ.get("PREFECT_ML_SNAPSHOT_STORE"))
     if not mounted and not shared_elsewhere:
         warnings.append(
-            f"no {'writable ' if read_only else ''}volume holds prefect-ml's home {home} (the MLflow store, job folders, code snapshots): the job's "
-            f"container will not see them. Fix: mount it at the same path and pass it on (`--volume {home}:{home} "
-            f"--env PREFECT_ML_HOME={home}`; prefect_ml.compute.docker.shared_home_settings gives these settings), "
-            "or set MLFLOW_TRACKING_URI to a tracking server in the target's env and PREFECT_ML_SNAPSHOT_STORE to a "
-            "store both sides reach.")
+            f"no {'writable ' if read_only else ''}volume holds prefect-ml's home {home} (the MLflow store, job "
+            "folders, code snapshots): the job's container will not see them. Fix: mount it at the same path "
+            f"and pass it on (`--volume {home}:{home} --env PREFECT_ML_HOME={home}`; "
+            "prefect_ml.compute.docker.shared_home_settings gives these settings), or set MLFLOW_TRACKING_URI to "
+            "a tracking server in the target's env and PREFECT_ML_SNAPSHOT_STORE to a store both sides reach.")
     elif mounted and "PREFECT_ML_HOME" not in env:
         warnings.append(
             f"a volume holds prefect-ml's home {home} but the target's env does not set PREFECT_ML_HOME: the job's "
