@@ -158,3 +158,60 @@ def test_example_job_file_loads_and_points_at_the_shared_mltables(azure_examples
     if (azure_examples / "jobs" / "basics" / "hello-automl").resolve() == Path(
             job.resolve_path(job.training_data)).parent.resolve():
         assert preflight(job) is job  # every path exists
+
+
+def _no_trace_of(job_name: str):
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from prefect_ml import tracking
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        assert not client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[job_name])))
+    assert tracking.find_job_run(tracking.get_client(), job_name) is None
+
+
+def test_bad_positive_label_and_columns_are_refused_before_anything_is_created(tmp_path):
+    """positive_label and the named columns are checked against the data's header / label column at preflight:
+    exit 2, the file, field, value and what there is; no flow run, no MLflow run."""
+    import uuid
+
+    from sklearn.datasets import load_breast_cancer
+
+    from helpers import cli_in_process
+
+    frame = load_breast_cancer(as_frame=True).frame.head(60)
+    frame["y"] = frame.pop("target").map({0: "no", 1: "yes"})
+    (tmp_path / "train").mkdir()
+    frame.to_csv(tmp_path / "train" / "train.csv", index=False)
+    (tmp_path / "train" / "MLTable").write_text(
+        "paths:\n  - file: ./train.csv\ntransformations:\n  - read_delimited:\n      delimiter: ','\n")
+    frame.drop(columns=["y"]).to_parquet(tmp_path / "test.parquet")
+    job = _write(tmp_path, BASE + "positive_label: maybe\n")
+
+    name = f"automl-bad-{uuid.uuid4().hex[:8]}"
+    result = cli_in_process("job", "create", "--file", str(job), "--name", name)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stderr.split())
+    assert str(job) in text and "positive_label" in text and "'maybe'" in text and "'no', 'yes'" in text
+    assert "set positive_label to one of them" in text
+    _no_trace_of(name)
+
+    # YAML's unquoted yes is a boolean: the message says to quote it.
+    result = cli_in_process("job", "create", "--file", str(_write(tmp_path, BASE + "positive_label: true\n")),
+                            "--name", name)
+    assert result.returncode == 2 and 'positive_label: "yes"' in " ".join(result.stderr.split())
+    # A label that is in the data passes preflight (validate creates nothing).
+    from prefect_ml.automl.kind import preflight
+
+    assert preflight(load_job(_write(tmp_path, BASE + "positive_label: 'yes'\n"))).positive_label == "yes"
+
+    # A target column that is not in the training data, and one missing from the test data (Parquet header).
+    wrong = BASE.replace("target_column_name: y", "target_column_name: label")
+    wrong += "test_data:\n  type: uri_file\n  path: ./test.parquet\n"
+    result = cli_in_process("job", "create", "--file", str(_write(tmp_path, wrong)), "--name", name)
+    assert result.returncode == 2, result.stdout + result.stderr
+    text = " ".join(result.stderr.split())
+    assert "target_column_name" in text and "'label'" in text and "training_data (./train)" in text
+    assert "test_data (./test.parquet)" in text and "mean radius" in text
+    _no_trace_of(name)

@@ -440,3 +440,38 @@ def test_a_pool_type_whose_worker_package_is_missing_names_the_extra(monkeypatch
     monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
     with pytest.raises(MissingDependencyError, match=rf"pip install 'prefect-ml\[{kind}\]'"):
         targets._worker_template(kind)
+
+
+def test_docker_target_that_cannot_reach_the_api_or_home_is_warned_about_with_the_fix(targets, tmp_path):
+    """compute create/show and job create --dry-run warn when a docker job's container would get a PREFECT_API_URL
+    on 127.0.0.1 without host networking, or no volume for prefect-ml's home; a shared-home target gets none."""
+    from helpers import cli_in_process
+    from prefect_ml import settings
+    from prefect_ml.compute.docker import shared_home_settings
+    from prefect_ml.compute.targets import delete_compute
+
+    home = str(settings.home())
+    name = _unique("docker-none")
+    created = cli_in_process("compute", "create", "--name", name, "--type", "docker", "--image", "local/x:1",
+                             "--network-mode", "none")
+    try:
+        assert created.returncode == 0, created.stderr
+        for result in (created, cli_in_process("compute", "show", name)):
+            text = " ".join(result.stderr.split())
+            assert "PREFECT_API_URL=http://127.0.0.1:" in text and "no network at all" in text
+            assert "--network-mode host" in text and "--env PREFECT_API_URL=" in text
+            assert f"no volume holds prefect-ml's home {home}" in text and f"--volume {home}:{home}" in text
+        job_file = write(tmp_path / "job.yml", f"command: echo hi\ncompute: azureml:{name}\n")
+        job_name = _unique("dry").replace("-", "_")
+        dry = cli_in_process("job", "create", "--file", str(job_file), "--name", job_name, "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        warnings = json.loads(dry.stdout)["warnings"]
+        assert len(warnings) == 2 and "Prefect API" in warnings[0] and "prefect-ml's home" in warnings[1]
+        assert dry.stderr.count("Warning: ") == 2
+        _no_trace_of(job_name, name)
+    finally:
+        delete_compute(name)
+
+    shared = targets(name=_unique("docker-shared"), type="docker", **shared_home_settings("local/x:1"))
+    shown = cli_in_process("compute", "show", shared.name)
+    assert shown.returncode == 0 and "Warning" not in shown.stderr

@@ -314,3 +314,29 @@ def test_compute_list_and_show_explain_the_local_pool_is_not_compute_local():
     shown = _cli("compute", "show", "local")
     assert json.loads(shown.stdout)["type"] == "local"
     assert "runs a job in the process that runs the job" in " ".join(shown.stderr.split())
+
+
+def test_schedule_create_says_to_start_a_worker_unless_one_polls_the_pool(tmp_path):
+    """Without a worker polling the pool the scheduled runs never start: schedule create says how to start one;
+    with one polling (its heartbeat, as ``prefect worker start`` sends) it says nothing."""
+    from helpers import cli_in_process
+    from prefect_ml._prefect import prefect_client
+
+    name = f"hint-{uuid.uuid4().hex[:6]}"
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    schedule_file = write(tmp_path / "schedule.yml",
+                          f"name: {name}\ntrigger: {{type: cron, expression: '0 3 * * *'}}\n{JOB}")
+    try:
+        created = cli_in_process("schedule", "create", "--file", str(schedule_file), "--pool", pool)
+        assert created.returncode == 0, created.stderr
+        assert f"no worker is polling work pool {pool!r}" in created.stderr
+        assert f"`prefect worker start --pool {pool}`" in created.stderr
+        with prefect_client() as client:
+            client.send_worker_heartbeat(pool, "test-worker", heartbeat_interval_seconds=30)
+        again = cli_in_process("schedule", "create", "--file", str(schedule_file), "--pool", pool, "--output", "json")
+        assert again.returncode == 0 and json.loads(again.stdout)["work_pool"] == pool
+        assert "worker" not in again.stderr
+    finally:
+        cli_in_process("schedule", "delete", name)
+        with prefect_client() as client:
+            client.delete_work_pool(pool)

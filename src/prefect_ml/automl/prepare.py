@@ -52,7 +52,7 @@ def read_table(uri: str, data_type: str, *, dest: str | os.PathLike, label: str 
     if path.is_dir():
         if (path / "MLTable").is_file():
             return load_mltable(path)
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".parquet", ".tsv"))
+        files = _table_files(path)
         if not files:
             raise ValidationError([Problem("path", "the folder holds no CSV or Parquet file", uri)],
                                   title="Invalid AutoML data")
@@ -60,11 +60,9 @@ def read_table(uri: str, data_type: str, *, dest: str | os.PathLike, label: str 
     return _read_file(path, label)
 
 
-def _mltable_frame(folder: str, label: str | None) -> pd.DataFrame:
-    """An MLTable of one delimited file is read with pandas (labels kept as text); others with ``mltable``."""
+def _simple_mltable(folder: str | os.PathLike) -> tuple[Path, str, str] | None:
+    """``(file, delimiter, encoding)`` of an MLTable that reads one delimited file with no other step, else None."""
     import yaml
-
-    from prefect_ml.data import load_mltable
 
     try:
         spec = yaml.safe_load((Path(folder) / "MLTable").read_text()) or {}
@@ -77,12 +75,80 @@ def _mltable_frame(folder: str, label: str | None) -> pd.DataFrame:
             if set(options) <= {"delimiter", "encoding", "header", "empty_as_string"} and \
                     options.get("header", "all_files_same_headers") in ("all_files_same_headers",
                                                                           "from_first_file"):
-                file = Path(folder) / paths[0]["file"]
                 encoding = {"ascii": "ascii", "utf8": "utf-8"}.get(str(options.get("encoding", "utf8")), "utf-8")
-                return _read_file(file, label, sep=options.get("delimiter", ","), encoding=encoding)
-    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError):
+                return Path(folder) / paths[0]["file"], options.get("delimiter", ","), encoding
+    except (OSError, ValueError, yaml.YAMLError, KeyError, TypeError, AttributeError):
         pass
+    return None
+
+
+def _mltable_frame(folder: str, label: str | None) -> pd.DataFrame:
+    """An MLTable of one delimited file is read with pandas (labels kept as text); others with ``mltable``."""
+    from prefect_ml.data import load_mltable
+
+    simple = _simple_mltable(folder)
+    if simple is not None:
+        file, sep, encoding = simple
+        return _read_file(file, label, sep=sep, encoding=encoding)
     return load_mltable(folder)
+
+
+def _table_files(path: Path) -> list[Path]:
+    return sorted(p for p in path.rglob("*") if p.suffix.lower() in (".csv", ".parquet", ".tsv"))
+
+
+def peek_table(uri: str, label: str | None = None) -> tuple[list[str], pd.Series | None] | None:
+    """The column names of a local table and, when ``label`` is given, its label column: a cheap look at the
+    data before a job starts (the header only; one column when ``label`` is given).
+
+    Reads what :func:`read_table` reads, the same way (labels as text, as the job's flow reads them): a CSV,
+    TSV or Parquet file, a folder of them, or an MLTable folder of one delimited file.
+
+    Args:
+        uri: The resolved location (see :func:`prefect_ml.data.resolve_uri`).
+        label: The column to read (``target_column_name``), or None for the column names only.
+
+    Returns:
+        ``(columns, labels)`` (``labels`` None when ``label`` is None or not a column), or None when the data
+        cannot be looked at cheaply (remote data, an MLTable with other transformations, an unreadable file):
+        the job's flow then checks it when it reads the data.
+    """
+    if "://" in uri or uri.startswith(("runs:/", "models:/", "azureml:")):
+        return None
+    path = Path(uri)
+    if path.is_dir() and (path / "MLTable").is_file():
+        simple = _simple_mltable(path)
+        if simple is None:
+            return None
+        files = [simple]
+    elif path.is_dir():
+        files = [(p, None, "utf-8") for p in _table_files(path)]
+    elif path.is_file():
+        files = [(path, None, "utf-8")]
+    else:
+        return None
+    if not files:
+        return None
+    columns: list[str] = []
+    labels: list[pd.Series] = []
+    try:
+        for file, sep, encoding in files:
+            if file.suffix.lower() == ".parquet":
+                import pyarrow.parquet as pq
+
+                names = list(pq.read_schema(file).names)
+                if label is not None and label in names:
+                    labels.append(pd.read_parquet(file, columns=[label])[label])
+            else:
+                options = dict(sep=sep or ("\t" if file.suffix.lower() == ".tsv" else ","), encoding=encoding)
+                names = [str(c) for c in pd.read_csv(file, nrows=0, **options).columns]
+                if label is not None and label in names:
+                    labels.append(text_label(pd.read_csv(file, usecols=[label], dtype={label: "string"},
+                                                         **options)[label]))
+            columns += [c for c in names if c not in columns]
+    except (OSError, ValueError, ImportError):
+        return None
+    return columns, (pd.concat(labels, ignore_index=True) if labels else None)
 
 
 def _read_file(path: Path, label: str | None, sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:

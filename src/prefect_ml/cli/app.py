@@ -139,7 +139,10 @@ def job_create(
     if dry_run:
         from prefect_ml.compute.submit import dry_run as render_dry_run
 
-        _print_json(render_dry_run(spec))
+        rendered = render_dry_run(spec)
+        _print_json(rendered)
+        for warning in rendered.get("warnings", ()):
+            err.print(f"Warning: {warning}", markup=False)
         return
     if stream:
         out.print(f"[bold]Job[/bold] {spec.name} starting ({file})")

@@ -122,6 +122,16 @@ def compute_create(
     if target.type in ("process", "docker", "kubernetes", "dask"):
         out.print(f"Start a worker for it: prefect worker start --pool {target.name} --type {target.type}",
                   markup=False)
+    _docker_warnings(target)
+
+
+def _docker_warnings(target) -> None:
+    """Print what a docker target's containers would not reach (API, prefect-ml's home), with the fix."""
+    if target.type == "docker":
+        from prefect_ml.compute.docker import container_warnings
+
+        for warning in container_warnings(target.settings):
+            err.print(f"Warning: {warning}", markup=False)
 
 
 @compute_app.command("update")
@@ -144,6 +154,7 @@ def compute_update(
     _client()
     target = update_compute(name, **changes)
     _print_json(_target_json(target))
+    _docker_warnings(target)
 
 
 @compute_app.command("list")
@@ -184,6 +195,7 @@ def compute_show(name: str = typer.Argument(..., help="Target name (NAME or azur
     _client()
     target = get_compute(name)
     _print_json(_target_json(target))
+    _docker_warnings(target)
     if target.name == "local":  # in-process; not the deployments' work pool of the same name
         from prefect_ml.deployments.pools import LOCAL_COMPUTE_NOTE
 

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from prefect_ml.cli.app import _client, _print_json, _print_table, _table, handle_errors, out
+from prefect_ml.cli.app import _client, _print_json, _print_table, _table, err, handle_errors, out
 
 schedule_app = typer.Typer(help="Schedules (Azure's schedule YAML) as Prefect deployments with schedules or "
                                 "event triggers.", no_args_is_help=True)
@@ -45,6 +45,30 @@ def schedule_create(
     _client()
     _ensure_pool(pool)
     _show(create_schedule(spec, work_pool=pool), output)
+    hint = worker_hint(pool)
+    if hint:
+        err.print(hint, markup=False)
+
+
+def worker_hint(pool: str) -> str | None:
+    """What to do for the schedule's runs to start on ``pool``, or None when a worker polls it.
+
+    Reads the pool's status (one API call): Prefect marks a pool ``READY`` while at least one worker sends it
+    heartbeats, ``NOT_READY`` when none does, ``PAUSED`` when paused.
+    """
+    from prefect.client.schemas.objects import WorkPoolStatus
+
+    from prefect_ml._prefect import prefect_client
+
+    with prefect_client() as client:
+        status = client.read_work_pool(pool).status
+    if status == WorkPoolStatus.READY:
+        return None
+    if status == WorkPoolStatus.PAUSED:
+        return (f"Note: work pool {pool!r} is paused: scheduled runs wait until it is resumed "
+                f"(`prefect work-pool resume {pool}`) and a worker polls it (`prefect worker start --pool {pool}`).")
+    return (f"Note: no worker is polling work pool {pool!r}: scheduled runs stay Scheduled/Late until one does. "
+            f"Start one (and keep it running): `prefect worker start --pool {pool}`.")
 
 
 def _ensure_pool(name: str) -> None:

@@ -360,7 +360,9 @@ def dry_run(spec, target: ComputeTarget | None = None) -> dict[str, Any]:
     Returns:
         ``{"job": <resolved spec>, "compute": {"name", "type", "settings"}, "command": <command line>,
         "job_variables": {...}}`` plus, for work-pool targets, ``"infrastructure"`` (see
-        :func:`render_infrastructure`) and ``"deployment"``/``"work_pool"`` names.
+        :func:`render_infrastructure`) and ``"deployment"``/``"work_pool"`` names; for docker targets
+        ``"warnings"``: what the container would not reach, with the fix
+        (:func:`prefect_ml.compute.docker.container_warnings`).
 
     Raises:
         ValidationError: Unknown instance type or a job type that cannot run on the target.
@@ -378,4 +380,8 @@ def dry_run(spec, target: ComputeTarget | None = None) -> dict[str, Any]:
         result["work_pool"] = target.name
         result["deployment"] = f"{kind.FLOW_NAME}/{target.name}"
         result["infrastructure"] = render_infrastructure(target, variables, spec.name)
+    if target.type == "docker":
+        from prefect_ml.compute.docker import container_warnings
+
+        result["warnings"] = container_warnings(target.settings)
     return result
