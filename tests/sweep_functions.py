@@ -25,3 +25,9 @@ def steps(x: float, steps: int = 3, pause: float = 0.0, marker: str = "", metric
 def returns(x: float) -> float:
     """Logs nothing: its return value becomes the primary metric."""
     return x * 2
+
+
+def leaves_a_nested_run_open(x: float) -> None:
+    """Logs x, then starts a nested MLflow run and does not end it."""
+    mlflow.log_metric("accuracy", x, step=0)
+    mlflow.start_run(nested=True, run_name="left-open")

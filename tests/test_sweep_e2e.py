@@ -207,6 +207,30 @@ def test_a_streamed_function_sweep_prints_each_trial_and_reads_back_as_mlflow_ha
     assert all(t["prefect_task_run_id"] for t in job.details["trials"])
 
 
+def test_a_function_trial_runs_in_its_mlflow_run_and_leaves_the_thread_clean():
+    """The trial's run is active while the function runs (no store call to activate it); afterwards this
+    thread has no active run, a nested run the function left open is ended, and the trial's run is left
+    for the sweep to end with its outcome."""
+    import mlflow
+
+    from prefect_ml import tracking
+    from prefect_ml.sweep.function_trials import _run_function_trial
+
+    client = tracking.get_client()
+    experiment = tracking.ensure_experiment(client, "function-trial-unit")
+    run = client.create_run(experiment)
+    state = _run_function_trial("sweep_functions:leaves_a_nested_run_open", str(TESTS), {"x": 0.25}, run,
+                                "accuracy", tracking.tracking_uri())
+    outcome = state.result()
+    assert outcome["state"] == "COMPLETED" and outcome["started"] and outcome["history"] == [0.25]
+    assert outcome["ended"] is False and mlflow.active_run() is None
+    assert client.get_metric_history(run.info.run_id, "accuracy")[0].value == 0.25
+    assert client.get_run(run.info.run_id).info.status == "RUNNING"  # the sweep ends it
+    nested = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                filter_string=f"tags.`mlflow.parentRunId` = '{run.info.run_id}'")
+    assert [r.info.status for r in nested] == ["FINISHED"]
+
+
 def _trials_by_x(job: dict) -> dict:
     return {t["parameters"]["x"]: t for t in job["trials"]}
 

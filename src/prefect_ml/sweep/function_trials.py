@@ -236,9 +236,11 @@ def _deactivate(run_id: str, fast: bool, status: str) -> bool:
         from mlflow.tracking.fluent import _active_run_stack
 
         stack = _active_run_stack.get()
-        if stack and stack[-1].info.run_id == run_id:
+        if any(active.info.run_id == run_id for active in stack):
+            while stack[-1].info.run_id != run_id:  # nested runs the function left open
+                mlflow.end_run(status=status)
             stack.pop()
-            return False
+        return False
     if mlflow.active_run() is not None:
         mlflow.end_run(status=status)
         return True
