@@ -163,6 +163,55 @@ def test_independent_steps_overlap_and_identical_steps_are_reused(ml_client, tmp
     assert shown["steps"][0]["reused_from"] == steps["a"]["job_name"]  # a reused step links the run it reused
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_cli_summary_marks_reused_steps_and_job_list_shows_top_level_jobs(tmp_path):
+    """``job create`` / ``job show`` mark the steps a second run reused; ``job list`` lists the pipelines, not their
+    steps (Azure's ``az ml job list``), and ``--parent-job-name`` lists a pipeline's child jobs."""
+    tag = uuid.uuid4().hex[:8]  # the steps' command differs from other tests': nothing here reuses their steps
+    path = write(tmp_path / "two.yml", textwrap.dedent(f"""
+        type: pipeline
+        settings: {{default_compute: local}}
+        jobs:
+          first:
+            command: echo {tag} > ${{{{outputs.out}}}}/a.txt
+            outputs: {{out: }}
+          second:
+            command: cat ${{{{inputs.x}}}}/a.txt
+            inputs: {{x: "${{{{parent.jobs.first.outputs.out}}}}"}}
+        """))
+    one, two = _name(), _name()
+    created = cli_in_process("job", "create", "--file", str(path), "--name", one)
+    assert created.returncode == 0, created.stderr
+    assert f"step first Completed job {one}_first" in _words(created.stdout)
+    assert "reused from" not in created.stdout
+
+    again = cli_in_process("job", "create", "--file", str(path), "--name", two)
+    assert again.returncode == 0, again.stderr
+    assert f"step first Completed (reused from {one}_first)" in _words(again.stdout)
+    assert f"step second Completed (reused from {one}_second)" in _words(again.stdout)
+    shown = _show(two)
+    assert [(s["name"], s["status"], s["reused"], s["reused_from"]) for s in shown["steps"]] == [
+        ("first", "Completed", True, f"{one}_first"), ("second", "Completed", True, f"{one}_second")]
+    table = cli_in_process("job", "show", two, "--output", "table")
+    assert f"Completed (reused from {one}_second)" in table.stdout
+
+    listed = cli_in_process("job", "list", "--max-results", "200", "--output", "json")
+    names = [job["name"] for job in json.loads(listed.stdout)]
+    assert one in names and two in names and not any(n.startswith((f"{one}_", f"{two}_")) for n in names)
+    children = cli_in_process("job", "list", "--parent-job-name", one, "--output", "json")
+    assert children.returncode == 0, children.stderr
+    assert sorted((j["name"], j["status"]) for j in json.loads(children.stdout)) == [
+        (f"{one}_first", "Completed"), (f"{one}_second", "Completed")]
+    assert json.loads(cli_in_process("job", "list", "--parent-job-name", two, "--output", "json").stdout) == []
+    table = cli_in_process("job", "list", "--parent-job-name", one)
+    assert f"{one}_first" in table.stdout and f"{one}_second" in table.stdout
+    missing = cli_in_process("job", "list", "--parent-job-name", "no_such_job_x")
+    assert missing.returncode == 2 and "not found" in missing.stderr
+
+
 STEPS = """
 import shutil
 from pathlib import Path

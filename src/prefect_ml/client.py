@@ -222,20 +222,53 @@ class JobOperations:
         run = tracking.get_client().get_run(run_ids[0]) if run_ids else None
         return _job_from(name, flow_run, run)
 
-    def list(self, max_results: int = 50) -> list[Job]:
-        """The newest ``max_results`` jobs, newest first."""
+    def list(self, max_results: int = 50, *, parent_job_name: str | None = None) -> list[Job]:
+        """The newest ``max_results`` top-level jobs, newest first; or the child jobs of one job.
+
+        As ``az ml job list``: pipeline steps and sweep trials (child jobs) are left out unless
+        ``parent_job_name`` names their pipeline or sweep job, which lists that job's direct children
+        (the flow runs of prefect-ml jobs nested under its flow run). Jobs started by a schedule or a
+        retraining flow are top-level jobs.
+
+        Args:
+            max_results: Most jobs returned.
+            parent_job_name: List the child jobs of this job instead (Azure's ``--parent-job-name``).
+
+        Raises:
+            NotFoundError: No job is named ``parent_job_name``.
+        """
         from prefect_ml._prefect import prefect_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, FlowRunFilterTags
         from prefect.client.schemas.sorting import FlowRunSort
 
         from prefect_ml import tracking
+        from prefect_ml.tasks.tracking import CHILD_JOB_TAG
 
-        with prefect_client() as client:
-            flow_runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[JOB_TAG])),
-                                              sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=max_results)
+        tags = FlowRunFilterTags(all_=[JOB_TAG])
+        if parent_job_name is not None:
+            parent = self._find_flow_run(parent_job_name)
+            if parent is None:
+                raise NotFoundError(f"Job {parent_job_name!r} not found. List jobs with `prefect-ml job list`.")
+            with prefect_client() as client:
+                flow_runs = client.read_flow_runs(
+                    flow_run_filter=FlowRunFilter(tags=tags, parent_flow_run_id=FlowRunFilterParentFlowRunId(
+                        any_=[parent.id])), sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=max_results)
+        else:  # Prefect's filters cannot exclude a tag: page through job flow runs, skipping child jobs
+            flow_runs, offset, page = [], 0, 200
+            with prefect_client() as client:
+                while len(flow_runs) < max_results:
+                    batch = client.read_flow_runs(flow_run_filter=FlowRunFilter(tags=tags),
+                                                  sort=FlowRunSort.EXPECTED_START_TIME_DESC, limit=page,
+                                                  offset=offset)
+                    flow_runs += [fr for fr in batch if CHILD_JOB_TAG not in fr.tags]
+                    offset += len(batch)
+                    if len(batch) < page:
+                        break
+            flow_runs = flow_runs[:max_results]
+        mlflow = tracking.get_client()
         runs = {r.data.tags.get(tracking.TAG_JOB_NAME): r
-                for r in tracking.list_job_runs(tracking.get_client(), max_results=max_results * 2)}
-        return [_job_from(fr.name, fr, runs.get(fr.name)) for fr in flow_runs]
+                for r in tracking.list_job_runs(mlflow, max_results=max_results * 2)}
+        return [_job_from(fr.name, fr, runs.get(fr.name) or _linked_run(mlflow, fr)) for fr in flow_runs]
 
     # ---------------------------------------------------------------- follow
     def stream(self, name: str, *, poll_seconds: float = 0.5, timeout_seconds: float | None = None,
@@ -370,6 +403,17 @@ def _local_run_settings():
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
     return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
+
+
+def _linked_run(mlflow, flow_run):
+    """The MLflow run a job's flow run is tagged with (``mlflow_run_id:ID``), or ``None``."""
+    run_ids = [t.split(":", 1)[1] for t in flow_run.tags if t.startswith("mlflow_run_id:")]
+    if not run_ids:
+        return None
+    try:
+        return mlflow.get_run(run_ids[0])
+    except Exception:  # noqa: BLE001 - a deleted run: the job is listed from its flow run alone
+        return None
 
 
 def _job_from(name: str, flow_run, run) -> Job:

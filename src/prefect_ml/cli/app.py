@@ -110,12 +110,21 @@ def _print_summary(job) -> None:
     rows += [(f"output {name}", uri) for name, uri in job.outputs.items()]
     rows += [("registered model", f"{ref} (from output {name})") for name, ref in job.registered_models.items()]
     rows += [("registered data", f"{ref} (from output {name})") for name, ref in job.registered_data.items()]
+    rows += [(f"step {step['name']}", _step_summary(step)) for step in job.details.get("steps") or ()]
     rows = [(k, v) for k, v in rows if v]
     width = max((len(k) for k, _ in rows), default=0) + 2
     for key, value in rows:
         out.print(f"  {key:<{width}}{value}", markup=False)
     if job.error:
         err.print(job.error, style="red", markup=False)
+
+
+def _step_summary(step: dict[str, Any]) -> str:
+    """A pipeline step's line in the summary: its status and child job, or the earlier job it reused."""
+    if step.get("reused"):
+        return f"{step['status']} (reused from {step.get('reused_from')})"
+    text = f"{step.get('status')}  job {step.get('job_name')}"
+    return f"{text}  error: {step['error'].splitlines()[0]}" if step.get("error") else text
 
 
 # --------------------------------------------------------------------- job
@@ -177,9 +186,11 @@ def job_show(name: str = typer.Argument(..., help="Job name."),
 @job_app.command("list")
 @handle_errors
 def job_list(max_results: int = typer.Option(50, "--max-results", "-r", help="Number of jobs to list."),
+             parent_job_name: Optional[str] = typer.Option(
+                 None, "--parent-job-name", "-p", help="List the child jobs of this pipeline or sweep job."),
              output: str = typer.Option("table", "--output", "-o", help="Output format: table or json.")) -> None:
-    """List jobs, newest first."""
-    jobs = _client().jobs.list(max_results=max_results)
+    """List top-level jobs, newest first (pipeline steps and sweep trials: with --parent-job-name)."""
+    jobs = _client().jobs.list(max_results=max_results, parent_job_name=parent_job_name)
     if output == "json":
         _print_json([_job_json(j) for j in jobs])
         return

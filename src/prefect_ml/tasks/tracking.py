@@ -81,6 +81,27 @@ def open_job_run(spec: Any, job_name: str, job_type: str, *, extra_tags: dict[st
             "tracking_uri": tracking.tracking_uri()}
 
 
+#: Flow-run tag of a child job (a pipeline step, a sweep trial): its parent flow run is a prefect-ml job.
+#: ``prefect-ml job list`` leaves these out unless ``--parent-job-name`` is given, as ``az ml job list`` does.
+CHILD_JOB_TAG = "prefect-ml:child"
+
+
+def _parent_is_job(client, flow_run) -> bool:
+    """Whether ``flow_run`` is a subflow of a prefect-ml job's flow run (two reads, only for subflows).
+
+    A job started by a schedule or a retraining flow is a subflow too, of a flow run that is not a job:
+    it stays a top-level job.
+    """
+    if flow_run.parent_task_run_id is None:
+        return False
+    try:
+        parent_task = client.read_task_run(flow_run.parent_task_run_id)
+        parent = client.read_flow_run(parent_task.flow_run_id) if parent_task.flow_run_id else None
+    except Exception:  # noqa: BLE001 - a parent that cannot be read is not a job we can list the run under
+        return False
+    return parent is not None and "prefect-ml" in (parent.tags or [])
+
+
 def _link_flow_run(flow_run_id: str, run_id: str, experiment_id: str, job_type: str) -> None:
     from prefect.artifacts import create_link_artifact, create_markdown_artifact
     from prefect_ml._prefect import prefect_client
@@ -88,6 +109,8 @@ def _link_flow_run(flow_run_id: str, run_id: str, experiment_id: str, job_type: 
     with prefect_client() as client:
         flow_run = client.read_flow_run(flow_run_id)
         new_tags = ["prefect-ml", f"prefect-ml:{job_type}", f"mlflow_run_id:{run_id}"]
+        if _parent_is_job(client, flow_run):
+            new_tags.append(CHILD_JOB_TAG)
         client.update_flow_run(flow_run_id, tags=sorted({*flow_run.tags, *new_tags}))
     link = tracking.run_ui_url(experiment_id, run_id)
     if link:
