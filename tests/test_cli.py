@@ -43,3 +43,25 @@ def test_data_create_infers_the_type_from_a_local_path(tmp_path):
     assert json.loads(created.stdout)["type"] == "uri_file"
     refused = cli("data", "create", "--name", name, "--path", str(csv), "--type", "uri_folder")
     assert refused.returncode == 2 and "needs a folder, not a file" in refused.stderr
+
+
+def test_error_messages_are_printed_as_written_not_as_rich_markup():
+    """`pip install 'prefect-ml[automl]'` in an error keeps its extra (Rich would take `[automl]` for a tag)."""
+    import typer
+    from typer.testing import CliRunner
+
+    from prefect_ml.cli.app import handle_errors
+    from prefect_ml.exceptions import ConfigurationError, PrefectMLError
+
+    app = typer.Typer()
+
+    @app.command()
+    @handle_errors
+    def fail(kind: str) -> None:
+        cls = ConfigurationError if kind == "config" else PrefectMLError
+        raise cls("AutoML jobs need flaml: pip install 'prefect-ml[automl]' [/red]")
+
+    for kind, code in (("config", 2), ("other", 1)):
+        result = CliRunner().invoke(app, [kind])
+        assert result.exit_code == code
+        assert "pip install 'prefect-ml[automl]' [/red]" in result.stderr, result.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import datetime as dt
 import json
 import uuid
@@ -330,7 +331,7 @@ def test_schedule_create_says_to_start_a_worker_unless_one_polls_the_pool(tmp_pa
         created = cli_in_process("schedule", "create", "--file", str(schedule_file), "--pool", pool)
         assert created.returncode == 0, created.stderr
         assert f"no worker is polling work pool {pool!r}" in created.stderr
-        assert f"`prefect worker start --pool {pool}`" in created.stderr
+        assert f"`PREFECT_API_URL={os.environ['PREFECT_API_URL']} prefect worker start --pool {pool}`" in created.stderr
         with prefect_client() as client:
             client.send_worker_heartbeat(pool, "test-worker", heartbeat_interval_seconds=30)
         again = cli_in_process("schedule", "create", "--file", str(schedule_file), "--pool", pool, "--output", "json")

@@ -13,6 +13,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Column, Table
 
 from prefect_ml.exceptions import ConfigurationError, NotFoundError, PrefectMLError, ValidationError
@@ -45,10 +46,10 @@ def handle_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except (ValidationError, NotFoundError, ConfigurationError) as exc:
-            err.print(f"[red]Error:[/red] {exc}", markup=True, highlight=False)
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", markup=True, highlight=False)
             raise typer.Exit(2) from None
         except PrefectMLError as exc:
-            err.print(f"[red]Error:[/red] {exc}")
+            err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -64,11 +64,26 @@ def worker_hint(pool: str) -> str | None:
         status = client.read_work_pool(pool).status
     if status == WorkPoolStatus.READY:
         return None
+    worker = _worker_command(pool)
     if status == WorkPoolStatus.PAUSED:
         return (f"Note: work pool {pool!r} is paused: scheduled runs wait until it is resumed "
-                f"(`prefect work-pool resume {pool}`) and a worker polls it (`prefect worker start --pool {pool}`).")
+                f"(`prefect work-pool resume {pool}`) and a worker polls it (`{worker}`).")
     return (f"Note: no worker is polling work pool {pool!r}: scheduled runs stay Scheduled/Late until one does. "
-            f"Start one (and keep it running): `prefect worker start --pool {pool}`.")
+            f"Start one (and keep it running): `{worker}`.")
+
+
+def _worker_command(pool: str) -> str:
+    """``prefect worker start --pool POOL``, with the API this CLI used when the user's shell may lack it.
+
+    prefect-ml starts a local API and sets ``PREFECT_API_URL`` in its own process only; the ``prefect``
+    CLI in the user's shell would otherwise run a worker against a throw-away server of its own.
+    """
+    import os
+    import shlex
+
+    url = os.environ.get("PREFECT_API_URL")
+    prefix = f"PREFECT_API_URL={shlex.quote(url)} " if url else ""
+    return f"{prefix}prefect worker start --pool {shlex.quote(pool)}"
 
 
 def _ensure_pool(name: str) -> None:

@@ -140,8 +140,9 @@ def container_warnings(settings_: dict[str, Any]) -> list[str]:
             + (", an address on this machine," if host in _LOCAL_HOSTS else "") + " but runs with "
             f"{where}: its flow run cannot reach the Prefect API. Fix: use host networking (`--network-mode host`, "
             "`network_mode: host` in the compute file), or set PREFECT_API_URL in the target's env to an address "
-            "the container can reach (`--env PREFECT_API_URL=http://HOST-IP:4200/api`, with the server started "
-            "with `--host 0.0.0.0`).")
+            "the container can reach (`--env PREFECT_API_URL=http://HOST-IP:4200/api`, with a server that "
+            "listens on all interfaces: `prefect server start --host 0.0.0.0`, and PREFECT_API_URL set to it "
+            "for prefect-ml too).")
     home = settings.home()
     mounted = read_only = False
     for volume in settings_.get("volumes") or []:

@@ -500,7 +500,9 @@ class SweepRunner:
         else:
             self.study.study.tell(r.trial, state=TrialState.FAIL)
         self.finished.add(r.name)
-        self._log("Trial %s %s%s", r.name, status, " (terminated early)" if terminated else "")
+        value = r.history[-1] if r.history else metrics.get(self.spec.primary_metric)
+        self._log("Trial %s %s%s%s", r.name, status, f" ({self.spec.primary_metric}={value:.6g})" if value is not None
+                  else "", " (terminated early)" if terminated else "")
 
     def _end_function_run(self, r: _Running, outcome: dict[str, Any], status: str, message: str | None, *,
                           terminated: bool = False, task_run_id=None) -> None:
