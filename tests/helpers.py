@@ -72,3 +72,18 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return subprocess.CompletedProcess(["prefect-ml", *args], result.exit_code, result.stdout, result.stderr)
+
+
+def dask_threads_runner(calls: list):
+    """A stand-in for ``prefect_ml.compute.targets.task_runner_for``: a ``DaskTaskRunner`` on a real
+    ``LocalCluster`` of threads (``max_workers`` of them); records each call's ``(target name, max_workers)``."""
+
+    def task_runner_for(target, *, max_workers=None):
+        from prefect_dask import DaskTaskRunner
+
+        calls.append((target.name, max_workers))
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                              cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": max_workers,
+                                              "dashboard_address": None})
+
+    return task_runner_for

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_in_process, wait_for, write
+from helpers import cli_in_process, dask_threads_runner, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -89,20 +89,11 @@ def _json(job) -> dict:
 
 def test_command_trials_on_a_dask_local_cluster_are_child_flow_runs(tmp_path, monkeypatch):
     from prefect.client.orchestration import get_client
-    from prefect_dask import DaskTaskRunner
-
     from prefect_ml import MLClient, tracking
     from prefect_ml.compute import targets
 
     calls = []
-
-    def dask_runner(target, *, max_workers=None):
-        calls.append((target.name, max_workers))
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                              cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": max_workers,
-                                              "dashboard_address": None})
-
-    monkeypatch.setattr(targets, "task_runner_for", dask_runner)
+    monkeypatch.setattr(targets, "task_runner_for", dask_threads_runner(calls))
     path = _sweep(tmp_path, values=[0.3, 0.9, 0.5], concurrent=3, pause=0)
     name = f"cmd_dask_{uuid.uuid4().hex[:8]}"
     job = _json(MLClient().jobs.create_or_update(str(path), name=name))

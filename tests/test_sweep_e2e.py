@@ -7,7 +7,6 @@ each, no process), which share the trial loop, limits, cancellation and resume.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_json, pid_alive, wait_for, write
+from helpers import cli_json, dask_threads_runner, pid_alive, wait_for, write
 
 TESTS = Path(__file__).resolve().parent
 
@@ -238,7 +237,6 @@ def _trials_by_x(job: dict) -> dict:
 def test_function_trials_log_in_child_runs_and_stop_early():
     """sweep(trial=fn): task runs of the sweep's flow run, MLflow child runs, bandit stops the poor trials."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
     import sweep_functions
     from prefect_ml import BanditPolicy, Choice, MLClient, tracking
@@ -274,22 +272,13 @@ def test_function_trials_log_in_child_runs_and_stop_early():
 
 
 def test_function_trials_on_a_dask_local_cluster(monkeypatch):
-    from prefect_dask import DaskTaskRunner
-
     import sweep_functions
     from prefect_ml import MLClient, RandInt
     from prefect_ml.compute import targets
     from prefect_ml.sweep import sweep
 
     calls = []
-
-    def dask_runner(target, *, max_workers=None):
-        calls.append((target.name, max_workers))
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                              cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": max_workers,
-                                              "dashboard_address": None})
-
-    monkeypatch.setattr(targets, "task_runner_for", dask_runner)
+    monkeypatch.setattr(targets, "task_runner_for", dask_threads_runner(calls))
     # the function logs nothing: its return value is the primary metric
     sweep_job = sweep(trial=sweep_functions.returns, search_space={"x": RandInt(upper=100)}, primary_metric="y",
                       goal="minimize", sampling_algorithm={"type": "random", "seed": 3}, max_total_trials=3,
