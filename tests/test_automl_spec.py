@@ -215,3 +215,7 @@ def test_bad_positive_label_and_columns_are_refused_before_anything_is_created(t
     assert "target_column_name" in text and "'label'" in text and "training_data (./train)" in text
     assert "test_data (./test.parquet)" in text and "mean radius" in text
     _no_trace_of(name)
+    misspelled = BASE.replace("target_column_name: y", "target_column_name: yy")
+    result = cli_in_process("job", "create", "--file", str(_write(tmp_path, misspelled)), "--name", name)
+    assert result.returncode == 2 and "did you mean 'y'?" in " ".join(result.stderr.split()), result.stderr
+    _no_trace_of(name)

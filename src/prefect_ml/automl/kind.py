@@ -59,6 +59,7 @@ def check_data(spec) -> None:
     from prefect_ml.automl.engine import encode_labels
     from prefect_ml.automl.prepare import peek_table, resolve_positive_label
     from prefect_ml.exceptions import Problem, ValidationError
+    from prefect_ml.specs._base import suggest
 
     target = spec.target_column_name
     fields = {"target_column_name": target}
@@ -79,8 +80,9 @@ def check_data(spec) -> None:
         shown = ", ".join(map(str, columns[:50])) + (", ..." if len(columns) > 50 else "")
         for field, column in (training_fields if name == "training_data" else fields).items():
             if column and column not in columns:
-                problems.append(Problem(field, f"column {column!r} is not in {name} ({item.path}); set {field} to "
-                                        f"one of its columns: {shown}", column, file=spec.source_file))
+                problems.append(Problem(field, f"column {column!r} is not in {name} ({item.path})"
+                                        f"{suggest(column, map(str, columns))}; set {field} to one of its "
+                                        f"columns: {shown}", column, file=spec.source_file))
         if values is not None:
             labels.append(values)
     if not problems and want_labels and all_labels_read and labels:
