@@ -223,9 +223,7 @@ class SweepRunner:
             name = attrs.get("job_name")
             if t.state == TrialState.RUNNING:  # the previous sweep process died with this trial running
                 self._log("Trial %s was interrupted; running its configuration again", name)
-                self.study.study._storage.set_trial_user_attr(t._trial_id, "interrupted", True)
-                self.study.study.tell(t.number, state=TrialState.FAIL)
-                self.study.study.enqueue_trial(t.params, skip_if_exists=False)
+                self._requeue(t)
                 self._mark_interrupted(attrs.get("mlflow_run_id"), attrs.get("flow_run_id"), name)
                 continue
             if attrs.get("interrupted") or t.state == TrialState.WAITING:
@@ -240,12 +238,17 @@ class SweepRunner:
 
     def _interrupt(self, r: _Running) -> None:
         """Record a trial stopped because the sweep failed as interrupted: a resumed sweep runs it again."""
+        self._requeue(r.trial)
+        self._mark_interrupted(r.run_id, None, r.name)
+
+    def _requeue(self, trial) -> None:
+        """Mark an unfinished Optuna trial (a ``Trial`` or ``FrozenTrial``) interrupted, end it as failed and
+        enqueue its configuration: the sweep (or a resumed one) runs it again."""
         from optuna.trial import TrialState
 
-        self.study.study._storage.set_trial_user_attr(r.trial._trial_id, "interrupted", True)
-        self.study.study.tell(r.trial, state=TrialState.FAIL)
-        self.study.study.enqueue_trial(r.trial.params, skip_if_exists=False)
-        self._mark_interrupted(r.run_id, None, r.name)
+        self.study.study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
+        self.study.study.tell(trial.number, state=TrialState.FAIL)
+        self.study.study.enqueue_trial(trial.params, skip_if_exists=False)
 
     def _mark_interrupted(self, run_id: str | None, flow_run_id: str | None, name: str | None) -> None:
         if run_id is None and name:
@@ -365,13 +368,9 @@ class SweepRunner:
     def _discard(self, r: _Running) -> None:
         """Drop a function trial that a stop reached before it started: its MLflow run is deleted and a
         resumed sweep runs its configuration."""
-        from optuna.trial import TrialState
-
         self.histories.pop(r.name, None)
         try:
-            self.study.study._storage.set_trial_user_attr(r.trial._trial_id, "interrupted", True)
-            self.study.study.tell(r.trial, state=TrialState.FAIL)
-            self.study.study.enqueue_trial(r.trial.params, skip_if_exists=False)
+            self._requeue(r.trial)
             self.client.delete_run(r.run_id)
         except Exception:  # noqa: BLE001 - best effort
             pass

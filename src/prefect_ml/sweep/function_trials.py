@@ -267,6 +267,7 @@ def _run_function_trial(function: str, code: str | None, parameters: dict[str, A
         An exception of the function fails the task run.
     """
     import mlflow
+    from prefect.states import Cancelled, Completed
 
     from prefect_ml.tracking import _quiet_mlflow_logging
 
@@ -275,14 +276,6 @@ def _run_function_trial(function: str, code: str | None, parameters: dict[str, A
     if mlflow.get_tracking_uri() != tracking_uri:
         mlflow.set_tracking_uri(tracking_uri)
     fn = load_function(function, code)
-    return _call_trial(fn, parameters, run, primary_metric, trial_timeout)
-
-
-def _call_trial(fn: Callable, parameters: dict[str, Any], run, primary_metric: str,
-                trial_timeout: float | None):
-    import mlflow
-    from prefect.states import Cancelled, Completed
-
     run_id = run.info.run_id
     started = time.monotonic()
     deadline = started + trial_timeout if trial_timeout else None
