@@ -19,6 +19,7 @@ sequence instead of repeating it.
 from __future__ import annotations
 
 import math
+import os
 import pickle
 from pathlib import Path
 from typing import Any
@@ -126,7 +127,10 @@ class SweepStudy:
     def ask(self):
         """Draw the next configuration; returns ``(optuna_trial, {name: value})``."""
         trial = self.study.ask(self.distributions)
-        with open(self._sampler_path, "wb") as fh:
+        # written whole, then renamed: a sweep killed mid-write leaves the previous sampler, not half a pickle
+        partial = self._sampler_path.with_suffix(".pkl.partial")
+        with open(partial, "wb") as fh:
             pickle.dump(self.study.sampler, fh)
+        os.replace(partial, self._sampler_path)
         values = {n: to_value(self.job.search_space[n], trial.params[n]) for n in self.job.search_space}
         return trial, values
