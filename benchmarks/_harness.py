@@ -40,20 +40,3 @@ def isolated_api(use_current: bool = False):
             APILogWorker.drain_all(timeout=10)
             EventsWorker.drain_all(timeout=10)
         server.terminate(process.pid)
-
-
-def dask_task_runner_for(calls: list | None = None):
-    """A ``task_runner_for`` stand-in giving a ``DaskTaskRunner`` on a ``LocalCluster`` (threads).
-
-    Used while ``prefect_ml.compute.targets`` has no Dask target of its own.
-    """
-    from prefect_dask import DaskTaskRunner
-
-    def task_runner_for(target, *, max_workers=None):
-        if calls is not None:
-            calls.append((target.name, max_workers))
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                              cluster_kwargs={"processes": False, "n_workers": 1,
-                                              "threads_per_worker": max_workers or 2, "dashboard_address": None})
-
-    return task_runner_for

@@ -6,14 +6,17 @@ Paths (``--paths``):
 
 - ``local``, ``dask``: *function trials* (``trial: {function: ...}``, the SDK's
   ``prefect_ml.sweep.sweep(trial=fn)``): each trial is a Prefect task run of the sweep's flow run on the
-  compute's task runner (threads; a ``DaskTaskRunner`` on a ``LocalCluster`` of threads) with an MLflow
-  child run; the function sleeps 0.5 s and calls ``mlflow.log_metric``.
+  compute's task runner with an MLflow child run; the function sleeps 0.5 s and calls ``mlflow.log_metric``.
+  ``local``: ``compute: local`` (threads). ``dask``: ``compute: bench-dask``, a ``dask`` compute target whose
+  ``scheduler_address`` is a ``LocalCluster`` the benchmark starts once, untimed, like the API server (one
+  worker of 2 threads in this process; ``--dask-workers processes``: 2 worker processes); the trials run in
+  the sweep's trial slots there (see ``prefect_ml.sweep.trial_slots``).
 - ``command-local``, ``command-dask``: *command trials* (a child command job per trial: a flow run, a
   snapshot and a new Python process running the same 0.5 s script); prints what one trial costs beyond its
   0.5 s (the script's own start-up measured directly, and the command-job lifecycle steps).
 
 Each path first runs an untimed sweep of ``--warm-up`` (4) trials in the same process, so that one-off
-costs (imports, the process's first Prefect flow run ~1 s, a Dask cluster's start) are not counted, like
+costs (imports, the process's first Prefect flow run ~1 s, the first Dask client) are not counted, like
 the API server's and the MLflow store's creation; ``--warm-up 0`` times a cold process.
 
 Two ratios per path: the whole ``MLClient().jobs.create_or_update`` call (flow run, MLflow parent run,
@@ -29,6 +32,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -39,7 +43,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import dask_task_runner_for, isolated_api  # noqa: E402
+from _harness import isolated_api  # noqa: E402
+
+DASK_TARGET = "bench-dask"
 
 FUNCTION_TRIAL = """\
 import time
@@ -60,11 +66,12 @@ mlflow.log_metric("score", a.x, step=0)
 """
 
 
-def sweep_yaml(trials: int, function: bool) -> str:
+def sweep_yaml(trials: int, function: bool, compute: str = "local") -> str:
     trial = ("  function: bench_trial:train\n  code: src\n" if function else
              "  code: src\n  command: python trial.py --x ${{search_space.x}}\n")
     return f"""\
 type: sweep
+compute: {compute}
 trial:
 {trial}search_space:
   x: {{type: uniform, min_value: 0, max_value: 1}}
@@ -76,24 +83,18 @@ limits: {{max_total_trials: {trials}, max_concurrent_trials: 2}}
 
 def run_path(work: Path, path: str, trials: int, warm_up: int = 4) -> dict:
     from prefect_ml import MLClient, tracking
-    from prefect_ml.compute import targets
     from prefect_ml.specs import load_job
 
-    original = targets.task_runner_for
-    if path.endswith("dask"):
-        targets.task_runner_for = dask_task_runner_for()
-    try:
-        function = not path.startswith("command")
-        if warm_up:  # untimed: this path's one-off costs (first flow run and imports in the process, cluster)
-            (work / "warm.yml").write_text(sweep_yaml(warm_up, function=function))
-            MLClient().jobs.create_or_update(load_job(work / "warm.yml"), name=f"warm_{path}_{int(time.time())}")
-        (work / "sweep.yml").write_text(sweep_yaml(trials, function=function))
-        spec = load_job(work / "sweep.yml")
-        started = time.perf_counter()
-        job = MLClient().jobs.create_or_update(spec, name=f"throughput_{path}_{int(time.time())}")
-        wall = time.perf_counter() - started
-    finally:
-        targets.task_runner_for = original
+    function = not path.startswith("command")
+    compute = DASK_TARGET if path.endswith("dask") else "local"
+    if warm_up:  # untimed: this path's one-off costs (first flow run and imports in the process)
+        (work / "warm.yml").write_text(sweep_yaml(warm_up, function=function, compute=compute))
+        MLClient().jobs.create_or_update(load_job(work / "warm.yml"), name=f"warm_{path}_{int(time.time())}")
+    (work / "sweep.yml").write_text(sweep_yaml(trials, function=function, compute=compute))
+    spec = load_job(work / "sweep.yml")
+    started = time.perf_counter()
+    job = MLClient().jobs.create_or_update(spec, name=f"throughput_{path}_{int(time.time())}")
+    wall = time.perf_counter() - started
     assert job.status == "Completed", job.error
     client = tracking.get_client()
     steps: dict[str, list[float]] = {}
@@ -114,6 +115,8 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=64)
     parser.add_argument("--paths", default="local,dask")
     parser.add_argument("--use-current-api", action="store_true")
+    parser.add_argument("--dask-workers", choices=("threads", "processes"), default="threads",
+                        help="the Dask cluster's workers: one worker of 2 threads, or 2 worker processes")
     parser.add_argument("--warm-up", type=int, default=4,
                         help="trials of the untimed sweep run first on each path (0: time a cold process)")
     args = parser.parse_args()
@@ -128,6 +131,18 @@ def main() -> None:
         client = tracking.get_client()  # the MLflow store exists before anything is timed
         experiment = tracking.ensure_experiment(client, "throughput-direct")
         paths = args.paths.split(",")
+        stack = contextlib.ExitStack()
+        if any(p.endswith("dask") for p in paths):  # the team's Dask cluster: started once, not timed
+            from distributed import LocalCluster
+
+            from prefect_ml.compute.targets import ComputeSpec, create_compute
+
+            processes = args.dask_workers == "processes"
+            cluster = stack.enter_context(LocalCluster(
+                processes=processes, n_workers=2 if processes else 1, threads_per_worker=1 if processes else 2,
+                dashboard_address=None))
+            create_compute(ComputeSpec(name=DASK_TARGET, type="dask", scheduler_address=cluster.scheduler_address),
+                           overwrite=True)
         if any(p.startswith("command") for p in paths):
             direct = []
             for _ in range(3):  # the trial script alone: process start + import mlflow + 0.5 s + log_metric
@@ -139,13 +154,14 @@ def main() -> None:
             script = statistics.median(direct)
             print(f"command trial script run directly: {script:.2f} s (0.5 s of it is the training function)")
         print(f"ideal sweep wall time: {ideal:.1f} s ({args.trials} trials x 0.5 s / 2 concurrent)")
-        for path in paths:
-            result = run_path(work, path, args.trials, args.warm_up)
-            steps = "  ".join(f"{k} {v:.2f}s" for k, v in result["steps"].items())
-            print(f"{path:13s}: wall {result['wall']:.1f} s for {result['trials']} trials -> ratio "
-                  f"{result['wall'] / ideal:.2f}; trial phase {result['phase']:.1f} s -> ratio "
-                  f"{result['phase'] / ideal:.2f} (target <= 1.15); {result['wall'] * 2 / result['trials']:.2f}"
-                  f" s of a worker per trial" + (f"; mean lifecycle steps: {steps}" if steps else ""), flush=True)
+        with stack:
+            for path in paths:
+                result = run_path(work, path, args.trials, args.warm_up)
+                steps = "  ".join(f"{k} {v:.2f}s" for k, v in result["steps"].items())
+                print(f"{path:13s}: wall {result['wall']:.1f} s for {result['trials']} trials -> ratio "
+                      f"{result['wall'] / ideal:.2f}; trial phase {result['phase']:.1f} s -> ratio "
+                      f"{result['phase'] / ideal:.2f} (target <= 1.15); {result['wall'] * 2 / result['trials']:.2f}"
+                      f" s of a worker per trial" + (f"; mean lifecycle steps: {steps}" if steps else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -74,16 +75,27 @@ def cli_in_process(*args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(["prefect-ml", *args], result.exit_code, result.stdout, result.stderr)
 
 
-def dask_threads_runner(calls: list):
-    """A stand-in for ``prefect_ml.compute.targets.task_runner_for``: a ``DaskTaskRunner`` on a real
-    ``LocalCluster`` of threads (``max_workers`` of them); records each call's ``(target name, max_workers)``."""
+@contextlib.contextmanager
+def dask_target(threads: int, name: str | None = None):
+    """A real ``dask`` compute target on a ``LocalCluster`` of ``threads`` threads started here (in this process,
+    on a TCP address; the target's ``scheduler_address``). Yields ``(target name, cluster)``; the target and the
+    cluster are removed on exit."""
+    import uuid
 
-    def task_runner_for(target, *, max_workers=None):
-        from prefect_dask import DaskTaskRunner
+    from distributed import LocalCluster
 
-        calls.append((target.name, max_workers))
-        return DaskTaskRunner(cluster_class="distributed.LocalCluster",
-                              cluster_kwargs={"processes": False, "n_workers": 1, "threads_per_worker": max_workers,
-                                              "dashboard_address": None})
+    from prefect_ml.compute.targets import ComputeSpec, create_compute, delete_compute
 
-    return task_runner_for
+    name = name or f"dask-{uuid.uuid4().hex[:8]}"
+    with LocalCluster(n_workers=1, threads_per_worker=threads, processes=False, protocol="tcp",
+                      dashboard_address=None) as cluster:
+        create_compute(ComputeSpec(name=name, type="dask", scheduler_address=cluster.scheduler_address))
+        try:
+            yield name, cluster
+        finally:
+            delete_compute(name)
+
+
+def executed_on(cluster) -> int:
+    """How many tasks the (one) worker of a ``LocalCluster`` has run."""
+    return sum(worker.state.executed_count for worker in cluster.workers.values())

@@ -223,3 +223,35 @@ def test_azure_hello_automl_reaches_090_accuracy_on_its_test_data(azure_examples
     test = load_mltable(folder / "test-mltable-folder")
     accuracy = float(np.mean(model.predict(test.drop(columns=["y"])) == test["y"].to_numpy()))
     assert accuracy >= 0.90, (accuracy, job["best_model"])
+
+
+def test_regression_on_a_dask_target_runs_its_trials_on_the_cluster(tmp_path):
+    """``compute: <dask target>``: the AutoML flow runs in the submitting process, its trials on the target's
+    cluster (before, every non-local target went to the work-pool submission path, which refused AutoML)."""
+    import uuid
+
+    from sklearn.datasets import load_diabetes
+
+    from helpers import dask_target, executed_on
+
+    (tmp_path / "data").mkdir()
+    load_diabetes(as_frame=True).frame.to_parquet(tmp_path / "data" / "diabetes.parquet")
+    with dask_target(threads=2) as (target, cluster):
+        (tmp_path / "job.yml").write_text(f"""
+type: automl
+task: regression
+compute: {target}
+primary_metric: r2_score
+target_column_name: target
+experiment_name: automl-tests
+training_data: {{type: uri_file, path: ./data/diabetes.parquet}}
+validation_data_size: 0.2
+limits: {{timeout_minutes: 0.25, max_trials: 4, max_concurrent_trials: 2}}
+training: {{allowed_training_algorithms: [ElasticNet]}}
+""")
+        name = f"automl_dask_{uuid.uuid4().hex[:8]}"
+        result, job = cli_json("job", "create", "--file", str(tmp_path / "job.yml"), "--name", name, cwd=tmp_path)
+        assert result.exit_code == 0, result.stderr[-3000:]
+        assert job["status"] == "Completed", job.get("error")
+        assert executed_on(cluster) >= 1  # trials ran as Dask tasks on the target's cluster
+    assert job["best_model"]["validation_score"] > 0.2

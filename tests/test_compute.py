@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from helpers import cli, write
+from helpers import REPO, cli, write
 
 
 def _unique(prefix: str) -> str:
@@ -290,7 +290,6 @@ def test_task_runner_for_local_and_dask_targets():
 
 
 def test_example_compute_files_parse():
-    from helpers import REPO
 
     from prefect_ml.compute.targets import spec_from_file
 
@@ -475,3 +474,17 @@ def test_docker_target_that_cannot_reach_the_api_or_home_is_warned_about_with_th
     shared = targets(name=_unique("docker-shared"), type="docker", **shared_home_settings("local/x:1"))
     shown = cli_in_process("compute", "show", shared.name)
     assert shown.returncode == 0 and "Warning" not in shown.stderr
+
+
+def test_sweep_and_automl_jobs_on_a_process_pool_are_refused_naming_the_field_and_the_fix(targets):
+    """Sweep and AutoML jobs run their own flow in the submitting process and their trials on the compute's task
+    runner (threads, or a dask target's cluster): a process/docker/kubernetes pool is refused before anything
+    is created, exit 2."""
+    pool = _unique("procpool")
+    targets(name=pool, type="process")
+    for example in ("examples/sweeps/digits-sgd/sweep.yml", "examples/automl/diabetes-regression.yml"):
+        name = _unique("refused")
+        result = cli("job", "create", "--file", str(REPO / example), "--name", name, "--set", f"compute={pool}")
+        assert result.returncode == 2, (example, result.stdout, result.stderr)
+        assert "compute" in result.stderr and pool in result.stderr and "dask" in result.stderr, result.stderr
+        assert cli("job", "show", "--name", name).returncode != 0  # no flow run was created

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import cli_in_process, dask_threads_runner, wait_for, write
+from helpers import cli_in_process, dask_target, executed_on, wait_for, write
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +39,12 @@ with open(a.marker, "a") as fh:
 """
 
 
-def _sweep(tmp_path: Path, *, values: list[float], concurrent: int, pause: float, goal: str = "maximize") -> Path:
+def _sweep(tmp_path: Path, *, values: list[float], concurrent: int, pause: float, goal: str = "maximize",
+           compute: str = "local") -> Path:
     write(tmp_path / "src" / "trial.py", TRIAL_PY)
     return write(tmp_path / "sweep.yml", f"""\
 type: sweep
+compute: {compute}
 trial:
   code: ./src
   command: python trial.py --x ${{{{search_space.x}}}} --pause ${{{{inputs.pause}}}} --marker ${{{{inputs.marker}}}}
@@ -87,18 +89,17 @@ def _json(job) -> dict:
     return {**data, **(data.pop("details", None) or {})}
 
 
-def test_command_trials_on_a_dask_local_cluster_are_child_flow_runs(tmp_path, monkeypatch):
+def test_command_trials_on_a_dask_target_are_child_flow_runs(tmp_path):
+    """``compute: <dask target>``: the sweep runs in this process, each command trial on the target's cluster."""
     from prefect.client.orchestration import get_client
     from prefect_ml import MLClient, tracking
-    from prefect_ml.compute import targets
 
-    calls = []
-    monkeypatch.setattr(targets, "task_runner_for", dask_threads_runner(calls))
-    path = _sweep(tmp_path, values=[0.3, 0.9, 0.5], concurrent=3, pause=0)
-    name = f"cmd_dask_{uuid.uuid4().hex[:8]}"
-    job = _json(MLClient().jobs.create_or_update(str(path), name=name))
-    assert job["status"] == "Completed", job["error"]
-    assert calls == [("local", 3)]  # the trials ran on the (Dask) task runner of the sweep's compute
+    with dask_target(threads=3) as (target, cluster):
+        path = _sweep(tmp_path, values=[0.3, 0.9, 0.5], concurrent=3, pause=0, compute=target)
+        name = f"cmd_dask_{uuid.uuid4().hex[:8]}"
+        job = _json(MLClient().jobs.create_or_update(str(path), name=name))
+        assert job["status"] == "Completed", job["error"]
+        assert executed_on(cluster) == 3  # one Dask task per trial, on the target's cluster
     trials = job["trials"]
     assert sorted(t["parameters"]["x"] for t in trials) == [0.3, 0.5, 0.9]
     assert all(t["status"] == "Completed" and t["metric"] == pytest.approx(10 * t["parameters"]["x"]) for t in trials)

@@ -12,12 +12,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 import pytest
 
-from helpers import cli_json, dask_threads_runner, pid_alive, wait_for, write
+from helpers import cli_json, dask_target, executed_on, pid_alive, wait_for, write
 
 TESTS = Path(__file__).resolve().parent
 
@@ -271,24 +272,57 @@ def test_function_trials_log_in_child_runs_and_stop_early():
     assert {r.state.type.value for r in runs} == {"COMPLETED", "CANCELLED"}
 
 
-def test_function_trials_on_a_dask_local_cluster(monkeypatch):
+def test_function_trials_on_a_dask_target_run_in_trial_slots():
+    """``compute: <dask target>``: the sweep runs in this process; its function trials run on the target's
+    cluster in max_concurrent_trials long-lived trial slots (one Dask task each), each trial a task run."""
+    from prefect.client.orchestration import get_client
+
     import sweep_functions
     from prefect_ml import MLClient, RandInt
-    from prefect_ml.compute import targets
     from prefect_ml.sweep import sweep
 
-    calls = []
-    monkeypatch.setattr(targets, "task_runner_for", dask_threads_runner(calls))
-    # the function logs nothing: its return value is the primary metric
-    sweep_job = sweep(trial=sweep_functions.returns, search_space={"x": RandInt(upper=100)}, primary_metric="y",
-                      goal="minimize", sampling_algorithm={"type": "random", "seed": 3}, max_total_trials=3,
-                      max_concurrent_trials=2)
-    job = MLClient().jobs.create_or_update(sweep_job, name=_unique("dask"))
-    assert job.status == "Completed", job.error
-    assert calls == [("local", 2)]
+    with dask_target(threads=2) as (target, cluster):
+        # the function logs nothing: its return value is the primary metric
+        sweep_job = sweep(trial=sweep_functions.returns, search_space={"x": RandInt(upper=100)},
+                          primary_metric="y", goal="minimize", sampling_algorithm={"type": "random", "seed": 3},
+                          max_total_trials=5, max_concurrent_trials=2, compute=target)
+        job = MLClient().jobs.create_or_update(sweep_job, name=_unique("dask"))
+        assert job.status == "Completed", job.error
+        assert executed_on(cluster) == 2  # two trial slots ran the five trials
     trials = job.details["trials"]
-    assert len(trials) == 3 and all(t["metric"] == 2 * t["parameters"]["x"] for t in trials)
+    assert len(trials) == 5 and all(t["metric"] == 2 * t["parameters"]["x"] for t in trials)
     assert job.details["best_trial"]["metric"] == min(t["metric"] for t in trials)
+    with get_client(sync_client=True) as prefect:  # each trial is a task run of the sweep's flow run
+        runs = [prefect.read_task_run(t["prefect_task_run_id"]) for t in trials]
+    assert sorted(r.name for r in runs) == sorted(f"trial-{t['name']}" for t in trials)
+    assert {str(r.flow_run_id) for r in runs} == {job.prefect_flow_run_id}
+    assert {r.state.type.value for r in runs} == {"COMPLETED"}
+
+
+def test_trial_slots_that_die_fail_their_trials_instead_of_hanging(monkeypatch):
+    """A trial slot that dies (here: the trial task's engine raises a BaseException) ends; the trial it was
+    running and, once no slot is left, every trial still queued fail with its error, and the sweep fails."""
+    import sweep_functions
+    from prefect_ml import Choice, MLClient
+    from prefect_ml.sweep import function_trials, sweep
+
+    class SlotKilled(BaseException):
+        pass
+
+    def dies(**_):
+        raise SlotKilled("the slot's worker went away")
+
+    monkeypatch.setattr(function_trials, "run_function_trial", dies)
+    with dask_target(threads=2) as (target, _):
+        sweep_job = sweep(trial=sweep_functions.returns, search_space={"x": Choice([1, 2, 3, 4, 5])},
+                          primary_metric="y", goal="minimize", sampling_algorithm="grid", max_concurrent_trials=2,
+                          compute=target)
+        started = time.monotonic()
+        job = MLClient().jobs.create_or_update(sweep_job, name=_unique("slots"))
+    assert time.monotonic() - started < 60
+    assert job.status == "Failed", job.status
+    assert "trial slot" in job.error and "SlotKilled" in job.error, job.error
+    assert {t["status"] for t in job.details["trials"]} == {"Failed"}
 
 
 def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):

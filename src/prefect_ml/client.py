@@ -170,8 +170,10 @@ class JobOperations:
 
         for warning in getattr(spec, "warnings", ()):
             print(f"Warning: {warning}", file=sys.stderr)
+        from prefect_ml.job_kinds import runs_in_process
+
         target = get_compute(getattr(spec, "compute", None))
-        if not target.is_local:  # a work pool: submit a flow run of the pool's deployment
+        if not runs_in_process(kind_module(spec.type), target):  # a work pool: a flow run of its deployment
             from prefect_ml.compute.submit import submit_job
 
             return submit_job(spec, target, stream=stream)

@@ -15,6 +15,9 @@ Each kind is a module (imported on first use) that defines:
   jobs of the kind run on work-pool compute targets (see :mod:`prefect_ml.compute.submit`), else on local
   targets only. ``flow_parameters(spec, *, snapshot, submitted_at) -> dict`` (optional) builds the flow run's
   parameters (default: ``job``, ``job_name`` and ``submission``).
+- ``IN_PROCESS_COMPUTE`` (optional): compute types on which the job's own flow runs in the submitting process
+  and only its trials go to the compute's task runner (sweep and AutoML: ``{"local", "dask"}``); the kind's
+  ``preflight`` refuses the other types.
 
 A spec object names its kind with a ``type`` attribute (``"command"``, ``"sweep"``...).
 """
@@ -31,6 +34,24 @@ KINDS: dict[str, str] = {
     "automl": "prefect_ml.automl.kind",
     "sweep": "prefect_ml.specs.sweep_kind",
 }
+
+
+def runs_in_process(kind: ModuleType, target) -> bool:
+    """Whether a job of ``kind`` on compute ``target`` runs its flow in this process (see ``IN_PROCESS_COMPUTE``)."""
+    return target.is_local or target.type in getattr(kind, "IN_PROCESS_COMPUTE", ())
+
+
+def in_process_problem(kind_name: str, target, compute: str | None, source_file=None):
+    """The :class:`~prefect_ml.exceptions.Problem` for a fan-out job (sweep, AutoML) on a work pool whose
+    type cannot take its trials, or None when ``target`` can."""
+    from prefect_ml.exceptions import Problem
+
+    if target.is_local or target.type == "dask":
+        return None
+    return Problem("compute", f"{kind_name} jobs run their trials on the compute's task runner: threads on a local "
+                   f"target, the cluster of a dask target; {target.name} is a {target.type} work pool. Use "
+                   f"`compute: local` or a dask target (`prefect-ml compute create --type dask ...`)", compute,
+                   source_file)
 
 
 def kind_module(job_type: str) -> ModuleType:

@@ -8,6 +8,9 @@ from typing import Any
 from prefect_ml.automl.spec import parse  # noqa: F401  (the kind's parser)
 
 TYPE = "automl"
+#: The AutoML flow runs in the submitting process on these compute types; its trials go to the compute's task
+#: runner (threads, or the Dask cluster of a dask target). See :mod:`prefect_ml.job_kinds`.
+IN_PROCESS_COMPUTE = frozenset({"local", "dask"})
 
 
 def preflight(spec):
@@ -31,7 +34,11 @@ def preflight(spec):
     missing = [m for m in ("flaml", "lightgbm", "xgboost", "statsmodels") if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingDependencyError(f"AutoML jobs need {', '.join(missing)}: pip install 'prefect-ml[automl]'")
-    check_local_compute(spec)
+    from prefect_ml.job_kinds import in_process_problem
+
+    problem = in_process_problem("AutoML", check_local_compute(spec), spec.compute, spec.source_file)
+    if problem is not None:
+        raise ValidationError([problem], file=spec.source_file)
     if spec.problems():
         raise ValidationError(spec.problems(), file=spec.source_file)
     for name, item in spec.data_inputs().items():

@@ -375,7 +375,9 @@ def dry_run(spec, target: ComputeTarget | None = None) -> dict[str, Any]:
     }
     variables = job_variables(spec, target, build=False)
     result["job_variables"] = variables
-    if not target.is_local:
+    from prefect_ml.job_kinds import kind_module, runs_in_process
+
+    if not runs_in_process(kind_module(spec.type), target):
         kind = _kind(spec.type)
         result["work_pool"] = target.name
         result["deployment"] = f"{kind.FLOW_NAME}/{target.name}"

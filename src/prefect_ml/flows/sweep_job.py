@@ -37,21 +37,24 @@ def sweep_job(job: dict[str, Any], job_name: str | None = None, stream: bool = F
     from prefect import get_run_logger
     from prefect.runtime import flow_run
 
-    from prefect_ml.sweep.engine import SweepError, SweepRunner, record_sweep, start_sweep_tracking
+    from prefect_ml.sweep.engine import SweepError, SweepRunner, open_trials, record_sweep, start_sweep_tracking
 
     spec = SweepJob.model_validate(job)
     job_name = job_name or flow_run.name
     logger = get_run_logger()
-    info = start_sweep_tracking(spec, job_name)
-    try:
-        outcome = SweepRunner(spec, job_name, info, flow_run_id=str(flow_run.id), stream=stream,
-                              logger=logger).run()
-    except SweepError as exc:
-        record_sweep(spec, job_name, info["run_id"], "Failed", error=str(exc))
-        return Failed(message=str(exc))
-    except BaseException as exc:
-        record_sweep.fn(spec, job_name, info["run_id"], "Failed", error=f"{type(exc).__name__}: {exc}")
-        raise
+    with open_trials(spec, job_name) as trials:  # first: Dask trial slots start meanwhile
+        info = start_sweep_tracking(spec, job_name)
+        try:
+            outcome = SweepRunner(spec, job_name, info, flow_run_id=str(flow_run.id), stream=stream,
+                                  logger=logger).run(trials)
+        except SweepError as exc:
+            outcome = exc
+        except BaseException as exc:
+            record_sweep.fn(spec, job_name, info["run_id"], "Failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+    if isinstance(outcome, SweepError):
+        record_sweep(spec, job_name, info["run_id"], "Failed", error=str(outcome))
+        return Failed(message=str(outcome))
     if outcome["stop_reason"] == "the sweep was canceled":
         record_sweep(spec, job_name, info["run_id"], "Canceled", error=outcome["stop_reason"])
         return Cancelled(message="Sweep canceled; running trials were cancelled")

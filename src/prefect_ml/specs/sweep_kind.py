@@ -7,21 +7,30 @@ from typing import Any
 from prefect_ml.specs.sweep import parse  # noqa: F401  (the kind's parser)
 
 TYPE = "sweep"
+#: The sweep's own flow runs in the submitting process on these compute types; its trials go to the compute's
+#: task runner (threads, or the Dask cluster of a dask target). See :mod:`prefect_ml.job_kinds`.
+IN_PROCESS_COMPUTE = frozenset({"local", "dask"})
 
 
 def preflight(spec):
     """Check what the trials need outside the file: compute, code folder, environment, inputs.
 
     Raises:
-        NotFoundError: The compute target, an input or the code folder does not exist.
+        ValidationError: The compute is a work pool other than dask (the trials run on the compute's task
+            runner), or it does not exist.
+        NotFoundError: An input or the code folder does not exist.
         ConfigurationError: The environment cannot be resolved.
     """
+    from prefect_ml.client import check_compute
     from prefect_ml.compute.environments import resolve_environment
-    from prefect_ml.compute.targets import get_compute
+    from prefect_ml.exceptions import ValidationError
+    from prefect_ml.job_kinds import in_process_problem
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
-    get_compute(spec.compute)
+    problem = in_process_problem("sweep", check_compute(spec), spec.compute, spec.source_file)
+    if problem is not None:
+        raise ValidationError([problem], file=spec.source_file)
     if spec.is_function_trial:  # imported and checked against the search space when parsed
         return spec
     trial = spec.trial_job({n: d.representative() for n, d in spec.search_space.items()})

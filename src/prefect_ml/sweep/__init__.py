@@ -5,6 +5,7 @@
 - :mod:`prefect_ml.sweep.sampling`: Optuna samplers and a persistent study per sweep.
 - :mod:`prefect_ml.sweep.engine`: runs trials as child command jobs, applies the policy, records results.
 - :mod:`prefect_ml.sweep.function_trials`: trials that are Python functions, run as Prefect tasks.
+- :mod:`prefect_ml.sweep.trial_slots`: function trials on a Dask cluster, in long-lived trial slots.
 
 ``from prefect_ml.sweep import sweep``: ``sweep(trial=fn, search_space=..., primary_metric=..., goal=...)``
 builds a sweep of a Python function (see :func:`prefect_ml.specs.sweep.sweep_from_function`).

@@ -21,6 +21,7 @@ same parameters, the sampler continues its sequence.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -182,7 +183,7 @@ class SweepRunner:
 
     def __init__(self, spec: SweepJob, job_name: str, info: dict[str, str], *, flow_run_id: str | None = None,
                  stream: bool = False, logger=None):
-        from prefect_ml.sweep.sampling import SweepStudy, grid_size
+        from prefect_ml.sweep.sampling import SweepStudy
 
         self.spec = spec
         self.job_name = job_name
@@ -192,9 +193,7 @@ class SweepRunner:
         self.logger = logger
         self.client = tracking.get_client()
         self.study = SweepStudy(spec, sweep_dir(job_name), job_name)
-        size = grid_size(spec)
-        self.max_total = min(spec.limits.max_total_trials, size) if size else spec.limits.max_total_trials
-        self.concurrency = min(spec.limits.concurrency(), self.max_total)
+        self.max_total, self.concurrency = sweep_bounds(spec)
         self.running: dict[str, _Running] = {}
         self.histories: dict[str, list[float]] = {}
         self.finished: set[str] = set()
@@ -202,6 +201,7 @@ class SweepRunner:
         self.stop_reason: str | None = None
         self.function = spec.is_function_trial
         self.slots = self.concurrency  # trials submitted at once (running + queued); see run()
+        self.trial_slots = None  # function trials on Dask: prefect_ml.sweep.trial_slots.TrialSlots
         self.wake = threading.Event()  # set when a trial's future is done
         self._next_cancel_check = 0.0
 
@@ -346,8 +346,9 @@ class SweepRunner:
         The pool's ``max_workers`` (= ``max_concurrent_trials``) bounds the running trials; a queued trial
         (sampled, its MLflow run created) starts the moment a worker frees up, without a round trip
         through this loop. A queued trial that a stop reaches before it starts is discarded (see
-        :meth:`_discard`). Bayesian sampling queues none (each draw should see every finished trial),
-        nor does a Dask task runner (its cluster may have more threads than ``max_concurrent_trials``).
+        :meth:`_discard`). Bayesian sampling queues none (each draw should see every finished trial).
+        On a Dask task runner the trials go to ``max_concurrent_trials`` trial slots
+        (:mod:`prefect_ml.sweep.trial_slots`), which likewise take the next queued trial when one ends.
         """
         from prefect_ml.sweep.function_trials import run_function_trial
 
@@ -355,11 +356,15 @@ class SweepRunner:
                and self.stop_reason is None):
             trial, values, name, run = self._prepare_function_trial()
             self._log("Trial %s: %s", name, json.dumps(values, default=str))
-            future = runner.submit(run_function_trial.with_options(task_run_name=f"trial-{name}"), parameters={
+            parameters = {
                 "function": self.spec.trial["function"], "code": self.spec.trial.get("code"),
                 "parameters": self.spec.trial_arguments(values), "run": run,
                 "primary_metric": self.spec.primary_metric, "tracking_uri": self.info["tracking_uri"],
-                "trial_timeout": self.spec.limits.trial_timeout})
+                "trial_timeout": self.spec.limits.trial_timeout}
+            if self.trial_slots is not None:
+                future = self.trial_slots.submit(name, parameters)
+            else:
+                future = runner.submit(run_function_trial, parameters=parameters)
             self.running[name] = _Running(name, trial, values, future, time.monotonic(), run_id=run.info.run_id,
                                           flow_run_id=self.flow_run_id)
             self.histories[name] = []
@@ -522,8 +527,12 @@ class SweepRunner:
             self.client.set_terminated(r.run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(
                 status, "FAILED"))
 
-    def run(self) -> dict[str, Any]:
+    def run(self, trials: tuple[Any, Any, Any] | None = None) -> dict[str, Any]:
         """Run trials until ``max_total_trials`` have finished or a limit stops the sweep.
+
+        Args:
+            trials: ``(compute target, entered task runner, trial slots or None)`` from :func:`open_trials`
+                (opened here when not given).
 
         Returns:
             ``{"done": finished trials this sweep holds, "stop_reason": ...}``.
@@ -532,14 +541,14 @@ class SweepRunner:
             SweepError: The first completed trial did not log the primary metric (running trials are
                 cancelled first).
         """
-        from prefect_ml.compute import targets
-
+        if trials is None:
+            with open_trials(self.spec, self.job_name) as trials:
+                return self.run(trials)
+        target, runner, self.trial_slots = trials
         done = self._recover()
         started = time.monotonic()
-        target = targets.get_compute(self.spec.compute)
-        runner = targets.task_runner_for(target, max_workers=self.concurrency)
-        if self.function and self.spec.sampling_algorithm.type != "bayesian" and _is_thread_pool(runner):
-            # the pool's max_workers bounds the running trials; as many again wait in its queue
+        if self.function and self.spec.sampling_algorithm.type != "bayesian":
+            # the pool's max_workers (or the Dask trial slots) bound the running trials; as many again wait
             self.slots = 2 * self.concurrency
         self._log("Sweep %s: %d of %d trials already finished; %d at a time on %s", self.job_name, done,
                   self.max_total, self.concurrency, target.name)
@@ -551,40 +560,79 @@ class SweepRunner:
             os.environ["PREFECT_ML_SWEEP_PROCESS"] = str(os.getpid())
             # the result's plot needs matplotlib (seconds to import on a busy machine): import it meanwhile
             threading.Thread(target=_import_matplotlib, daemon=True).start()
-        with runner:
-            try:
-                while True:
-                    submit(runner, done)
-                    if not self.running:
-                        break
-                    self.wake.wait(poll_seconds())  # a trial ended, or time to poll
-                    self.wake.clear()
-                    if self.spec.early_termination is not None or not self.function:
-                        self._refresh()
-                        self._apply_policy()
-                    self._check_limits(started)
-                    ended = [self.running.pop(n) for n, r in list(self.running.items()) if _done(r.future)]
-                    if submit_first and ended:
-                        submit(runner, done + len(ended))
-                    for r in ended:
-                        try:
-                            self._finish(r)
-                        finally:
-                            done += 1
-            except BaseException:
-                for r in self.running.values():
+        try:
+            while True:
+                submit(runner, done)
+                if not self.running:
+                    break
+                self.wake.wait(poll_seconds())  # a trial ended, or time to poll
+                self.wake.clear()
+                if self.spec.early_termination is not None or not self.function:
+                    self._refresh()
+                    self._apply_policy()
+                self._check_limits(started)
+                ended = [self.running.pop(n) for n, r in list(self.running.items()) if _done(r.future)]
+                if submit_first and ended:
+                    submit(runner, done + len(ended))
+                for r in ended:
                     try:
-                        self._cancel(r, "the sweep failed")
-                    except Exception:  # noqa: BLE001
-                        pass
-                for r in self.running.values():
-                    try:
-                        r.future.wait(30)
-                        self._interrupt(r)
-                    except BaseException:  # noqa: BLE001
-                        pass
-                raise
+                        self._finish(r)
+                    finally:
+                        done += 1
+        except BaseException:
+            for r in self.running.values():
+                try:
+                    self._cancel(r, "the sweep failed")
+                except Exception:  # noqa: BLE001
+                    pass
+            for r in self.running.values():
+                try:
+                    r.future.wait(30)
+                    self._interrupt(r)
+                except BaseException:  # noqa: BLE001
+                    pass
+            raise
         return {"done": done, "stop_reason": self.stop_reason}
+
+
+def sweep_bounds(spec: SweepJob) -> tuple[int, int]:
+    """``(trials to run, trials at once)``: ``max_total_trials`` capped by a grid's size, and
+    ``max_concurrent_trials`` capped by that."""
+    from prefect_ml.sweep.sampling import grid_size
+
+    size = grid_size(spec)
+    max_total = min(spec.limits.max_total_trials, size) if size else spec.limits.max_total_trials
+    return max_total, min(spec.limits.concurrency(), max_total)
+
+
+@contextlib.contextmanager
+def open_trials(spec: SweepJob, job_name: str):
+    """Open where the sweep's trials run: the task runner of its compute and, for function trials on a Dask
+    task runner, the trial slots (:mod:`prefect_ml.sweep.trial_slots`), which take a few tenths of a second to
+    start on the cluster: the sweep flow opens this first, so they start while it sets up its MLflow run.
+
+    Yields:
+        ``(compute target, entered task runner, TrialSlots or None)``; closed (slots stopped, runner exited)
+        on exit.
+
+    Raises:
+        NotFoundError, ConfigurationError: The compute target does not exist or its cluster cannot be reached.
+    """
+    from prefect_ml.compute import targets
+
+    target = targets.get_compute(spec.compute)
+    runner = targets.task_runner_for(target, max_workers=sweep_bounds(spec)[1])
+    with runner:
+        slots = None
+        if spec.is_function_trial and not _is_thread_pool(runner):
+            from prefect_ml.sweep.trial_slots import TrialSlots
+
+            slots = TrialSlots(runner, sweep_bounds(spec)[1], job_name)
+        try:
+            yield target, runner, slots
+        finally:
+            if slots is not None:
+                slots.close()
 
 
 def _is_thread_pool(runner) -> bool:
@@ -601,6 +649,10 @@ def _import_matplotlib() -> None:
 
 
 def _done(future) -> bool:
+    from prefect_ml.sweep.trial_slots import SlotFuture
+
+    if isinstance(future, SlotFuture):
+        return future.done()
     wrapped = getattr(future, "wrapped_future", None)
     return wrapped.done() if wrapped is not None and hasattr(wrapped, "done") else future.state.is_final()
 

@@ -1,0 +1,256 @@
+"""Function trials on a Dask cluster: ``max_concurrent_trials`` long-lived *trial slots* per sweep.
+
+prefect-dask runs each Prefect task it is given inside ``prefect.context.hydrated_context``: on the worker it
+rebuilds the flow run's settings from the environment and files and opens a new API client, ~150 ms of CPU per
+task (measured with py-spy on a ``LocalCluster``), held under the GIL the trials share. Submitted one task per
+trial, a sweep of short trials spent most of its time there (64 trials of 0.5 s, 2 at a time: 1.9x the ideal).
+
+So a sweep whose function trials run on a Dask task runner submits ``max_concurrent_trials`` *slot* tasks
+(``trial-slot-<i>``, task runs of the sweep's flow run), each of which pays that cost once and then takes
+trial assignments from a ``distributed.Queue`` (https://distributed.dask.org/en/stable/api.html#distributed.Queue)
+and runs each as a *nested* Prefect task run (``trial-<name>``, a child of its slot's task run, visible in the UI
+as before). Outcomes come back through a second queue. A slot that a stop or a lost worker ends fails the trial it
+was running; when every slot has ended, every trial still waiting fails with the slot's error. Dask reruns a slot
+whose worker died (the trial it had is failed, the slot goes on with the next ones).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import uuid
+from typing import Any, Callable
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+
+def _trial_slot(todo: str, done: str, index: int) -> int:
+    """Run trial assignments from queue ``todo`` until a ``None`` arrives; report on queue ``done``.
+
+    Args:
+        todo: Name of the ``distributed.Queue`` of assignments (pickled ``{"key", "parameters"}``;
+            ``parameters`` of :func:`prefect_ml.sweep.function_trials.run_function_trial`).
+        done: Name of the queue this slot reports on: ``{"event": "hello"|"start"|"end", "slot", "key",
+            "task_run_id", "outcome"}`` (``outcome``: the pickled task result, or the error).
+        index: This slot's number.
+
+    Returns:
+        The number of trials this slot ran.
+    """
+    from distributed import Queue
+
+    from prefect_ml.sweep.function_trials import run_function_trial
+
+    inbox, outbox = Queue(todo), Queue(done)
+    outbox.put({"event": "hello", "slot": index})
+    count = 0
+    while True:
+        item = inbox.get()
+        if item is None:
+            return count
+        assignment = pickle.loads(item)
+        key = assignment["key"]
+        outbox.put({"event": "start", "slot": index, "key": key})
+        task_run_id = None
+        try:
+            state = run_function_trial(**assignment["parameters"], return_state=True)
+            task_run_id = state.state_details.task_run_id
+            outcome = state.result(raise_on_failure=False)
+        except Exception as exc:  # noqa: BLE001 - Prefect itself failed: the trial fails with it
+            outcome = exc
+        outbox.put({"event": "end", "slot": index, "key": key, "outcome": _dumps(outcome),
+                    "task_run_id": str(task_run_id) if task_run_id else None})
+        count += 1
+
+
+trial_slot = task(_trial_slot, name="trial-slot", cache_policy=NO_CACHE, persist_result=False)
+
+
+def _dumps(outcome: Any) -> bytes:
+    try:
+        return pickle.dumps(outcome)
+    except Exception:  # noqa: BLE001 - an exception that does not pickle travels as its text
+        return pickle.dumps(RuntimeError(f"{type(outcome).__name__}: {outcome}"))
+
+
+def _slot_problem(slot) -> str | None:
+    """Why a slot's ``PrefectDaskFuture`` (done) ended other than by a ``None`` from its queue, or None."""
+    future = slot.wrapped_future
+    if future.status != "finished":  # a Dask error (the task could not run) or a cancel
+        return f"{future.status}: {future.exception()!r}" if future.status == "error" else future.status
+    state = future.result()  # prefect-dask returns the slot task run's final state
+    if getattr(state, "is_completed", lambda: True)():
+        return None
+    return f"{state.type.value}: {state.message}"
+
+
+class SlotFuture:
+    """The pending outcome of one trial given to the slots (the part of ``PrefectFuture`` the sweep uses)."""
+
+    def __init__(self, key: str):
+        self.key = key
+        self.task_run_id: str | None = None
+        self._outcome: Any = None
+        self._event = threading.Event()
+        self._callbacks: list[Callable[[SlotFuture], None]] = []
+        self._lock = threading.Lock()
+
+    def done(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._event.wait(timeout)
+
+    def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> Any:
+        """The trial task's result (its outcome dict), or its error (raised unless ``raise_on_failure`` is False).
+
+        Raises:
+            TimeoutError: Not done within ``timeout`` seconds.
+        """
+        if not self._event.wait(timeout):
+            raise TimeoutError(f"trial {self.key} has not ended")
+        if raise_on_failure and isinstance(self._outcome, BaseException):
+            raise self._outcome
+        return self._outcome
+
+    def add_done_callback(self, fn: Callable[[SlotFuture], None]) -> None:
+        with self._lock:
+            if not self._event.is_set():
+                self._callbacks.append(fn)
+                return
+        fn(self)
+
+    def _resolve(self, outcome: Any, task_run_id: str | None = None) -> None:
+        with self._lock:
+            if self._event.is_set():
+                return
+            self._outcome, self.task_run_id = outcome, task_run_id
+            self._event.set()
+            callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            fn(self)
+
+
+class TrialSlots:
+    """``count`` trial slots on a ``prefect_dask.DaskTaskRunner`` (entered) and the queues that feed them.
+
+    Args:
+        runner: The sweep's Dask task runner, inside its ``with`` block.
+        count: Slots to start (``max_concurrent_trials``): the most trials running at once.
+        name: Prefix of the queues' names (the sweep's job name).
+    """
+
+    def __init__(self, runner, count: int, name: str):
+        from distributed import Queue
+
+        client = runner.client
+        uid = uuid.uuid4().hex[:12]
+        self.count = count
+        self.todo = Queue(f"prefect-ml-{name}-trials-{uid}", client=client)
+        self.outbox = Queue(f"prefect-ml-{name}-outcomes-{uid}", client=client)
+        self.pending: dict[str, SlotFuture] = {}
+        self.running: dict[int, str] = {}  # slot -> key of the trial it runs
+        self._lock = threading.Lock()
+        self._closing = False
+        self._broken: BaseException | None = None  # set once every slot has ended before close()
+        self.slots = [runner.submit(trial_slot.with_options(task_run_name=f"trial-slot-{i}"),
+                                    parameters={"todo": self.todo.name, "done": self.outbox.name, "index": i})
+                      for i in range(count)]
+        for i, slot in enumerate(self.slots):
+            slot.wrapped_future.add_done_callback(lambda _, i=i: self._slot_ended(i))
+        self._receiver = threading.Thread(target=self._receive, name="prefect-ml-trial-slots", daemon=True)
+        self._receiver.start()
+
+    def submit(self, key: str, parameters: dict[str, Any]) -> SlotFuture:
+        """Queue trial ``key``: ``run_function_trial(**parameters)``, a task run nested in a slot's."""
+        future = SlotFuture(key)
+        with self._lock:
+            broken = self._broken
+            if broken is None:
+                self.pending[key] = future
+        if broken is not None:  # no slot is left to run it
+            future._resolve(broken)
+            return future
+        self.todo.put(pickle.dumps({"key": key, "parameters": parameters}))
+        return future
+
+    def _fail(self, key: str | None, error: BaseException) -> None:
+        with self._lock:
+            future = self.pending.pop(key, None) if key else None
+        if future is not None:
+            future._resolve(error)
+
+    def _slot_ended(self, index: int) -> None:
+        """Done callback of slot ``index``'s Dask future (run on a thread of Dask's): wake the receiver."""
+        try:
+            self.outbox.put({"event": "ended", "slot": index})
+        except Exception:  # noqa: BLE001 - the client is closing: the receiver's get fails too
+            pass
+
+    def _receive(self) -> None:
+        """Resolve trial futures from the slots' reports until every slot has ended (blocking gets: a
+        ``distributed.Queue.get`` that times out is logged as an error by the scheduler)."""
+        ended: set[int] = set()
+        error: BaseException | None = None
+        while len(ended) < len(self.slots):
+            try:
+                message = self.outbox.get()
+            except Exception as exc:  # noqa: BLE001 - the client is gone: nothing more will arrive
+                self._fail_all(exc)
+                return
+            if message["event"] != "ended":
+                self._handle(message)
+                continue
+            index = message["slot"]
+            ended.add(index)
+            problem = _slot_problem(self.slots[index])
+            if problem is not None:
+                error = RuntimeError(f"trial slot {index} ended: {problem}")
+                self._fail(self.running.pop(index, None), error)
+        if not self._closing:
+            self._fail_all(RuntimeError(f"every trial slot ended; the last: {error}" if error else
+                                        "every trial slot ended"))
+
+    def _handle(self, message: dict[str, Any]) -> None:
+        slot, event = message["slot"], message["event"]
+        if event == "hello":  # a slot (re)started: a trial it had before its worker was lost is gone
+            lost = self.running.pop(slot, None)
+            if lost is not None:
+                self._fail(lost, RuntimeError(f"trial {lost} was lost with its Dask worker (trial slot {slot})"))
+        elif event == "start":
+            self.running[slot] = message["key"]
+        elif event == "end":
+            self.running.pop(slot, None)
+            with self._lock:
+                future = self.pending.pop(message["key"], None)
+            if future is not None:
+                future._resolve(pickle.loads(message["outcome"]), message.get("task_run_id"))
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._lock:
+            self._broken = error
+            futures, self.pending = list(self.pending.values()), {}
+        for future in futures:
+            future._resolve(error)
+
+    def close(self, timeout_seconds: float = 30) -> None:
+        """Tell the slots to stop after the trials queued so far, and wait for them (``timeout_seconds``)."""
+        from distributed import wait
+
+        self._closing = True
+        try:
+            for _ in self.slots:
+                self.todo.put(None)
+            # not PrefectDaskFuture.wait: it fetches the result, and a slot that died of a BaseException makes
+            # distributed's sync() wait out its whole timeout
+            wait([slot.wrapped_future for slot in self.slots], timeout=timeout_seconds)
+        except Exception:  # noqa: BLE001 - a slot still running after the timeout: the runner's exit ends it
+            pass
+        finally:
+            self._receiver.join(timeout_seconds)
+            for queue in (self.todo, self.outbox):
+                try:
+                    queue.close()
+                except Exception:  # noqa: BLE001 - the client may be closing
+                    pass
