@@ -448,9 +448,34 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
     name = _unique("retry")
     job = _json(MLClient().jobs.create_or_update(str(path), name=name))
     assert job["status"] == "Completed", job["error"]
+    assert not job["error"]  # the first attempt's error went with it (a fresh-user trial saw it stay)
     assert sorted(t["parameters"]["x"] for t in job["trials"]) == [0.1, 0.2, 0.3, 0.4]
     assert all(t["status"] == "Completed" for t in job["trials"])
     assert len(calls) > 3  # the flow run was retried
     starts = Counter(m[2] for m in _markers(tmp_path) if m[0] == "start")
     assert len(finished_before) == 2 and all(starts[x] == 1 for x in finished_before), starts
     assert starts[lost[0]] == 2  # its result was lost with the first attempt: it ran again
+
+
+def test_dask_workers_without_the_prefect_api_url_are_warned_about():
+    """Dask workers in other processes need PREFECT_API_URL: Prefect's log/event shipping there reads the
+    worker's own environment (a fresh-user trial's workers started temporary Prefect servers)."""
+    import logging
+    from types import SimpleNamespace
+
+    from distributed import Client, LocalCluster
+
+    from prefect_ml.sweep.engine import _check_dask_workers
+
+    class Recorder(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    messages: list[str] = []
+    logger = logging.getLogger("prefect_ml.tests.dask_workers")
+    logger.addHandler(Recorder())
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      env={"PREFECT_API_URL": "http://127.0.0.1:1/api"}) as cluster, Client(cluster) as client:
+        warned = _check_dask_workers(SimpleNamespace(client=client), logger=logger)
+        assert warned == sorted(cluster.scheduler_info["workers"])
+        assert len(messages) == 1 and "PREFECT_API_URL=" + os.environ["PREFECT_API_URL"] in messages[0]

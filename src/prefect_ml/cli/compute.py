@@ -120,7 +120,18 @@ def compute_create(
     target = create_compute(spec, overwrite=overwrite)
     out.print(f"Compute {target.name} ({target.type}) created as work pool {target.name}.", markup=False)
     if target.type in ("process", "docker", "kubernetes", "dask"):
-        out.print(f"Start a worker for it: prefect worker start --pool {target.name} --type {target.type}",
+        import os
+        import shlex
+
+        url = os.environ.get("PREFECT_API_URL")
+        prefix = f"PREFECT_API_URL={shlex.quote(url)} " if url else ""
+        out.print(f"Command jobs run on it through a worker: {prefix}prefect worker start --pool "
+                  f"{shlex.quote(target.name)} --type {target.type}", markup=False)
+    if target.type == "dask":
+        api = f"PREFECT_API_URL={shlex.quote(url)}" if url else "PREFECT_API_URL"
+        out.print("Sweep and AutoML jobs need no worker: they send their trials to the Dask cluster directly; "
+                  f"start its Dask workers with {api} (and the same PREFECT_ML_HOME or MLFLOW_TRACKING_URI as here) "
+                  "in their environment.",
                   markup=False)
     _docker_warnings(target)
 

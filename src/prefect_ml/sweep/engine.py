@@ -107,10 +107,12 @@ def start_sweep_tracking(spec: SweepJob, job_name: str) -> dict[str, str]:
         info = {"run_id": run.info.run_id, "experiment_id": experiment_id, "experiment_name": experiment_name}
         state_file.parent.mkdir(parents=True, exist_ok=True)
         state_file.write_text(json.dumps(info))
-    else:
+    else:  # resumed: the run is running again, and the error of the run that was interrupted is gone
         client.update_run(info["run_id"], status="RUNNING")
         for key, value in tags.items():
             client.set_tag(info["run_id"], key, value)
+        if tracking.TAG_ERROR in client.get_run(info["run_id"]).data.tags:
+            client.delete_tag(info["run_id"], tracking.TAG_ERROR)
     _link_flow_run(flow_run_id, info["run_id"], info["experiment_id"], "sweep")
     return {**info, "tracking_uri": tracking.tracking_uri()}
 
@@ -579,12 +581,17 @@ class SweepRunner:
                         self._finish(r)
                     finally:
                         done += 1
-        except BaseException:
+        except BaseException as exc:
+            reason = ("the sweep was interrupted" if isinstance(exc, (KeyboardInterrupt, SystemExit))
+                      else "the sweep failed")
             for r in self.running.values():
                 try:
-                    self._cancel(r, "the sweep failed")
+                    self._cancel(r, reason)
                 except Exception:  # noqa: BLE001
                     pass
+            if reason == "the sweep was interrupted":
+                self._log("Sweep %s interrupted: %d trials finished are kept; run the same job again with "
+                          "--name %s to resume it", self.job_name, done, self.job_name)
             for r in self.running.values():
                 try:
                     r.future.wait(30)
@@ -624,6 +631,8 @@ def open_trials(spec: SweepJob, job_name: str):
     runner = targets.task_runner_for(target, max_workers=sweep_bounds(spec)[1])
     with runner:
         slots = None
+        if not _is_thread_pool(runner):
+            _check_dask_workers(runner)
         if spec.is_function_trial and not _is_thread_pool(runner):
             from prefect_ml.sweep.trial_slots import TrialSlots
 
@@ -633,6 +642,49 @@ def open_trials(spec: SweepJob, job_name: str):
         finally:
             if slots is not None:
                 slots.close()
+
+
+def _worker_api_url() -> tuple[int, str | None]:
+    """Run on each Dask worker by :func:`_check_dask_workers`: ``(its pid, its PREFECT_API_URL)``."""
+    return os.getpid(), os.environ.get("PREFECT_API_URL")
+
+
+def _check_dask_workers(runner, logger=None) -> list[str]:
+    """Warn (in the flow run's log) when Dask workers in other processes lack this process's Prefect API URL.
+
+    prefect-dask gives each task the flow's settings, but Prefect's log and event shipping threads on a worker
+    read the worker's own environment: without ``PREFECT_API_URL`` they start a temporary Prefect server on
+    the worker (seen in a fresh-user trial: a second API, trials' cancel checks against it, a leftover
+    server process).
+
+    Args:
+        runner: An entered ``DaskTaskRunner`` (its ``client`` is used).
+        logger: Where to warn (default: the flow run's logger).
+
+    Returns:
+        The addresses of the workers warned about.
+    """
+    from prefect.settings import get_current_settings
+
+    url = str(get_current_settings().api.url or "")
+    if not url:
+        return []
+    try:
+        seen = runner.client.run(_worker_api_url)
+    except Exception:  # noqa: BLE001 - only a check
+        return []
+    other = sorted(address for address, (pid, worker_url) in seen.items()
+                   if pid != os.getpid() and worker_url != url)
+    if other:
+        if logger is None:
+            from prefect import get_run_logger
+
+            logger = get_run_logger()
+        logger.warning(
+            "Dask workers %s do not have PREFECT_API_URL=%s in their environment: Prefect's log and event "
+            "shipping on them will start a temporary Prefect server of their own. Start them with "
+            "PREFECT_API_URL=%s dask worker ...", ", ".join(other), url, url)
+    return other
 
 
 def _is_thread_pool(runner) -> bool:
