@@ -41,12 +41,12 @@ def runs_in_process(kind: ModuleType, target) -> bool:
     return target.is_local or target.type in getattr(kind, "IN_PROCESS_COMPUTE", ())
 
 
-def in_process_problem(kind_name: str, target, compute: str | None, source_file=None):
+def in_process_problem(kind_name: str, allowed: frozenset[str], target, compute: str | None, source_file=None):
     """The :class:`~prefect_ml.exceptions.Problem` for a fan-out job (sweep, AutoML) on a work pool whose
-    type cannot take its trials, or None when ``target`` can."""
+    type is not in ``allowed`` (the kind's ``IN_PROCESS_COMPUTE``), or None when ``target`` can take its trials."""
     from prefect_ml.exceptions import Problem
 
-    if target.is_local or target.type == "dask":
+    if target.is_local or target.type in allowed:
         return None
     return Problem("compute", f"{kind_name} jobs run their trials on the compute's task runner: threads on a local "
                    f"target, the cluster of a dask target; {target.name} is a {target.type} work pool. Use "

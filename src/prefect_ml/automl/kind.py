@@ -36,7 +36,7 @@ def preflight(spec):
         raise MissingDependencyError(f"AutoML jobs need {', '.join(missing)}: pip install 'prefect-ml[automl]'")
     from prefect_ml.job_kinds import in_process_problem
 
-    problem = in_process_problem("AutoML", check_local_compute(spec), spec.compute, spec.source_file)
+    problem = in_process_problem("AutoML", IN_PROCESS_COMPUTE, check_local_compute(spec), spec.compute, spec.source_file)
     if problem is not None:
         raise ValidationError([problem], file=spec.source_file)
     if spec.problems():

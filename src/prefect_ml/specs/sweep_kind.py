@@ -28,7 +28,7 @@ def preflight(spec):
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
-    problem = in_process_problem("sweep", check_compute(spec), spec.compute, spec.source_file)
+    problem = in_process_problem("sweep", IN_PROCESS_COMPUTE, check_compute(spec), spec.compute, spec.source_file)
     if problem is not None:
         raise ValidationError([problem], file=spec.source_file)
     if spec.is_function_trial:  # imported and checked against the search space when parsed
