@@ -41,17 +41,28 @@ def runs_in_process(kind: ModuleType, target) -> bool:
     return target.is_local or target.type in getattr(kind, "IN_PROCESS_COMPUTE", ())
 
 
-def in_process_problem(kind_name: str, allowed: frozenset[str], target, compute: str | None, source_file=None):
-    """The :class:`~prefect_ml.exceptions.Problem` for a fan-out job (sweep, AutoML) on a work pool whose
-    type is not in ``allowed`` (the kind's ``IN_PROCESS_COMPUTE``), or None when ``target`` can take its trials."""
-    from prefect_ml.exceptions import Problem
+def check_in_process_compute(kind_name: str, allowed: frozenset[str], spec):
+    """Resolve a fan-out job's compute (sweep, AutoML) and refuse a work pool whose type is not in ``allowed``
+    (the kind's ``IN_PROCESS_COMPUTE``).
 
+    Returns:
+        The :class:`~prefect_ml.compute.targets.ComputeTarget`.
+
+    Raises:
+        ValidationError: No such target, or it is a work pool that cannot take the job's trials (field
+            ``compute``, the value and the fix).
+    """
+    from prefect_ml.client import check_compute
+    from prefect_ml.exceptions import Problem, ValidationError
+
+    target = check_compute(spec)
     if target.is_local or target.type in allowed:
-        return None
-    return Problem("compute", f"{kind_name} jobs run their trials on the compute's task runner: threads on a local "
-                   f"target, the cluster of a dask target; {target.name} is a {target.type} work pool. Use "
-                   f"`compute: local` or a dask target (`prefect-ml compute create --type dask ...`)", compute,
-                   source_file)
+        return target
+    raise ValidationError([Problem(
+        "compute", f"{kind_name} jobs run their trials on the compute's task runner: threads on a local target, "
+        f"the cluster of a dask target; {target.name} is a {target.type} work pool. Use `compute: local` or a "
+        f"dask target (`prefect-ml compute create --type dask ...`)", spec.compute, spec.source_file)],
+        file=spec.source_file)
 
 
 def kind_module(job_type: str) -> ModuleType:

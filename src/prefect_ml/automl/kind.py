@@ -28,17 +28,14 @@ def preflight(spec):
 
     import importlib.util
 
-    from prefect_ml.client import check_local_compute
     from prefect_ml.exceptions import MissingDependencyError, NotFoundError, ValidationError
 
     missing = [m for m in ("flaml", "lightgbm", "xgboost", "statsmodels") if importlib.util.find_spec(m) is None]
     if missing:
         raise MissingDependencyError(f"AutoML jobs need {', '.join(missing)}: pip install 'prefect-ml[automl]'")
-    from prefect_ml.job_kinds import in_process_problem
+    from prefect_ml.job_kinds import check_in_process_compute
 
-    problem = in_process_problem("AutoML", IN_PROCESS_COMPUTE, check_local_compute(spec), spec.compute, spec.source_file)
-    if problem is not None:
-        raise ValidationError([problem], file=spec.source_file)
+    check_in_process_compute("AutoML", IN_PROCESS_COMPUTE, spec)
     if spec.problems():
         raise ValidationError(spec.problems(), file=spec.source_file)
     for name, item in spec.data_inputs().items():

@@ -119,16 +119,13 @@ def compute_create(
     _client()
     target = create_compute(spec, overwrite=overwrite)
     out.print(f"Compute {target.name} ({target.type}) created as work pool {target.name}.", markup=False)
-    if target.type in ("process", "docker", "kubernetes", "dask"):
-        import os
-        import shlex
+    from prefect_ml.cli.schedule import api_url_assignment, worker_command
 
-        url = os.environ.get("PREFECT_API_URL")
-        prefix = f"PREFECT_API_URL={shlex.quote(url)} " if url else ""
-        out.print(f"Command jobs run on it through a worker: {prefix}prefect worker start --pool "
-                  f"{shlex.quote(target.name)} --type {target.type}", markup=False)
+    if target.type in ("process", "docker", "kubernetes", "dask"):
+        out.print(f"Command jobs run on it through a worker: {worker_command(target.name, target.type)}",
+                  markup=False)
     if target.type == "dask":
-        api = f"PREFECT_API_URL={shlex.quote(url)}" if url else "PREFECT_API_URL"
+        api = api_url_assignment() or "PREFECT_API_URL"
         out.print("Sweep and AutoML jobs need no worker: they send their trials to the Dask cluster directly; "
                   f"start its Dask workers with {api} (and the same PREFECT_ML_HOME or MLFLOW_TRACKING_URI as here) "
                   "in their environment.",

@@ -64,7 +64,7 @@ def worker_hint(pool: str) -> str | None:
         status = client.read_work_pool(pool).status
     if status == WorkPoolStatus.READY:
         return None
-    worker = _worker_command(pool)
+    worker = worker_command(pool)
     if status == WorkPoolStatus.PAUSED:
         return (f"Note: work pool {pool!r} is paused: scheduled runs wait until it is resumed "
                 f"(`prefect work-pool resume {pool}`) and a worker polls it (`{worker}`).")
@@ -72,18 +72,27 @@ def worker_hint(pool: str) -> str | None:
             f"Start one (and keep it running): `{worker}`.")
 
 
-def _worker_command(pool: str) -> str:
-    """``prefect worker start --pool POOL``, with the API this CLI used when the user's shell may lack it.
+def api_url_assignment() -> str | None:
+    """``PREFECT_API_URL=<url>`` (shell-quoted) for the API this CLI used, or None when none is set.
 
-    prefect-ml starts a local API and sets ``PREFECT_API_URL`` in its own process only; the ``prefect``
-    CLI in the user's shell would otherwise run a worker against a throw-away server of its own.
+    prefect-ml starts a local API and sets ``PREFECT_API_URL`` in its own process only; a ``prefect`` CLI or a
+    Dask worker in the user's shell would otherwise run against a throw-away server of its own.
     """
     import os
     import shlex
 
     url = os.environ.get("PREFECT_API_URL")
-    prefix = f"PREFECT_API_URL={shlex.quote(url)} " if url else ""
-    return f"{prefix}prefect worker start --pool {shlex.quote(pool)}"
+    return f"PREFECT_API_URL={shlex.quote(url)}" if url else None
+
+
+def worker_command(pool: str, worker_type: str | None = None) -> str:
+    """``prefect worker start --pool POOL [--type TYPE]``, prefixed with :func:`api_url_assignment`."""
+    import shlex
+
+    assignment = api_url_assignment()
+    prefix = f"{assignment} " if assignment else ""
+    return (f"{prefix}prefect worker start --pool {shlex.quote(pool)}"
+            + (f" --type {worker_type}" if worker_type else ""))
 
 
 def _ensure_pool(name: str) -> None:

@@ -21,16 +21,12 @@ def preflight(spec):
         NotFoundError: An input or the code folder does not exist.
         ConfigurationError: The environment cannot be resolved.
     """
-    from prefect_ml.client import check_compute
     from prefect_ml.compute.environments import resolve_environment
-    from prefect_ml.exceptions import ValidationError
-    from prefect_ml.job_kinds import in_process_problem
+    from prefect_ml.job_kinds import check_in_process_compute
     from prefect_ml.tasks.inputs import check_inputs
     from prefect_ml.tasks.snapshot import check_code_folder
 
-    problem = in_process_problem("sweep", IN_PROCESS_COMPUTE, check_compute(spec), spec.compute, spec.source_file)
-    if problem is not None:
-        raise ValidationError([problem], file=spec.source_file)
+    check_in_process_compute("sweep", IN_PROCESS_COMPUTE, spec)
     if spec.is_function_trial:  # imported and checked against the search space when parsed
         return spec
     trial = spec.trial_job({n: d.representative() for n, d in spec.search_space.items()})

@@ -627,16 +627,17 @@ def open_trials(spec: SweepJob, job_name: str):
     """
     from prefect_ml.compute import targets
 
+    concurrency = sweep_bounds(spec)[1]
     target = targets.get_compute(spec.compute)
-    runner = targets.task_runner_for(target, max_workers=sweep_bounds(spec)[1])
+    runner = targets.task_runner_for(target, max_workers=concurrency)
     with runner:
         slots = None
-        if not _is_thread_pool(runner):
+        if not _is_thread_pool(runner):  # a Dask cluster
             _check_dask_workers(runner)
-        if spec.is_function_trial and not _is_thread_pool(runner):
-            from prefect_ml.sweep.trial_slots import TrialSlots
+            if spec.is_function_trial:
+                from prefect_ml.sweep.trial_slots import TrialSlots
 
-            slots = TrialSlots(runner, sweep_bounds(spec)[1], job_name)
+                slots = TrialSlots(runner, concurrency, job_name)
         try:
             yield target, runner, slots
         finally:

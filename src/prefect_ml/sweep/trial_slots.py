@@ -146,7 +146,6 @@ class TrialSlots:
 
         client = runner.client
         uid = uuid.uuid4().hex[:12]
-        self.count = count
         self.todo = Queue(f"prefect-ml-{name}-trials-{uid}", client=client)
         self.outbox = Queue(f"prefect-ml-{name}-outcomes-{uid}", client=client)
         self.pending: dict[str, SlotFuture] = {}
