@@ -457,7 +457,7 @@ def test_a_retried_sweep_flow_run_continues_without_rerunning_finished_trials(tm
     assert starts[lost[0]] == 2  # its result was lost with the first attempt: it ran again
 
 
-def test_dask_workers_without_the_prefect_api_url_are_warned_about():
+def test_dask_workers_without_the_prefect_api_url_are_warned_about(capsys):
     """Dask workers in other processes need PREFECT_API_URL: Prefect's log/event shipping there reads the
     worker's own environment (a fresh-user trial's workers started temporary Prefect servers)."""
     import logging
@@ -476,6 +476,8 @@ def test_dask_workers_without_the_prefect_api_url_are_warned_about():
     logger.addHandler(Recorder())
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
                       env={"PREFECT_API_URL": "http://127.0.0.1:1/api"}) as cluster, Client(cluster) as client:
-        warned = _check_dask_workers(SimpleNamespace(client=client), logger=logger)
+        warned = _check_dask_workers(SimpleNamespace(client=client), logger=logger, echo=True)
         assert warned == sorted(cluster.scheduler_info["workers"])
         assert len(messages) == 1 and "PREFECT_API_URL=" + os.environ["PREFECT_API_URL"] in messages[0]
+    # --stream shows the sweep's own output only: the warning is printed there too (a fresh-user trial missed it)
+    assert "Warning: " + messages[0] in capsys.readouterr().err

@@ -42,7 +42,7 @@ def sweep_job(job: dict[str, Any], job_name: str | None = None, stream: bool = F
     spec = SweepJob.model_validate(job)
     job_name = job_name or flow_run.name
     logger = get_run_logger()
-    with open_trials(spec, job_name) as trials:  # first: Dask trial slots start meanwhile
+    with open_trials(spec, job_name, stream=stream) as trials:  # first: Dask trial slots start meanwhile
         info = start_sweep_tracking(spec, job_name)
         try:
             outcome = SweepRunner(spec, job_name, info, flow_run_id=str(flow_run.id), stream=stream,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -544,7 +545,7 @@ class SweepRunner:
                 cancelled first).
         """
         if trials is None:
-            with open_trials(self.spec, self.job_name) as trials:
+            with open_trials(self.spec, self.job_name, stream=self.stream) as trials:
                 return self.run(trials)
         target, runner, self.trial_slots = trials
         done = self._recover()
@@ -613,10 +614,15 @@ def sweep_bounds(spec: SweepJob) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def open_trials(spec: SweepJob, job_name: str):
+def open_trials(spec: SweepJob, job_name: str, stream: bool = False):
     """Open where the sweep's trials run: the task runner of its compute and, for function trials on a Dask
     task runner, the trial slots (:mod:`prefect_ml.sweep.trial_slots`), which take a few tenths of a second to
     start on the cluster: the sweep flow opens this first, so they start while it sets up its MLflow run.
+
+    Args:
+        spec: The sweep.
+        job_name: Its unique name.
+        stream: Also print warnings about the cluster (as the sweep prints its progress with ``--stream``).
 
     Yields:
         ``(compute target, entered task runner, TrialSlots or None)``; closed (slots stopped, runner exited)
@@ -633,7 +639,7 @@ def open_trials(spec: SweepJob, job_name: str):
     with runner:
         slots = None
         if not _is_thread_pool(runner):  # a Dask cluster
-            _check_dask_workers(runner)
+            _check_dask_workers(runner, echo=stream)
             if spec.is_function_trial:
                 from prefect_ml.sweep.trial_slots import TrialSlots
 
@@ -650,7 +656,7 @@ def _worker_api_url() -> tuple[int, str | None]:
     return os.getpid(), os.environ.get("PREFECT_API_URL")
 
 
-def _check_dask_workers(runner, logger=None) -> list[str]:
+def _check_dask_workers(runner, logger=None, echo: bool = False) -> list[str]:
     """Warn (in the flow run's log) when Dask workers in other processes lack this process's Prefect API URL.
 
     prefect-dask gives each task the flow's settings, but Prefect's log and event shipping threads on a worker
@@ -661,6 +667,7 @@ def _check_dask_workers(runner, logger=None) -> list[str]:
     Args:
         runner: An entered ``DaskTaskRunner`` (its ``client`` is used).
         logger: Where to warn (default: the flow run's logger).
+        echo: Also print the warning on stderr (``--stream``: the CLI shows the sweep's own output only).
 
     Returns:
         The addresses of the workers warned about.
@@ -681,10 +688,12 @@ def _check_dask_workers(runner, logger=None) -> list[str]:
             from prefect import get_run_logger
 
             logger = get_run_logger()
-        logger.warning(
-            "Dask workers %s do not have PREFECT_API_URL=%s in their environment: Prefect's log and event "
-            "shipping on them will start a temporary Prefect server of their own. Start them with "
-            "PREFECT_API_URL=%s dask worker ...", ", ".join(other), url, url)
+        message = (f"Dask workers {', '.join(other)} do not have PREFECT_API_URL={url} in their environment: "
+                   "Prefect's log and event shipping on them will start a temporary Prefect server of their own. "
+                   f"Start them with PREFECT_API_URL={url} dask worker ...")
+        logger.warning(message)
+        if echo:
+            print(f"Warning: {message}", file=sys.stderr, flush=True)
     return other
 
 
