@@ -9,7 +9,9 @@ So a sweep whose function trials run on a Dask task runner submits ``max_concurr
 (``trial-slot-<i>``, task runs of the sweep's flow run), each of which pays that cost once and then takes
 trial assignments from a ``distributed.Queue`` (https://distributed.dask.org/en/stable/api.html#distributed.Queue)
 and runs each as a *nested* Prefect task run (``trial-<name>``, a child of its slot's task run, visible in the UI
-as before). Outcomes come back through a second queue. A slot that a stop or a lost worker ends fails the trial it
+as before). Slots report a trial's start and end as Dask structured events (``Worker.log_event``, fire-and-forget;
+the sweep's client subscribes to the topic: https://distributed.dask.org/en/stable/logging.html#structured-logs),
+so reporting costs a slot no round trip to the scheduler. A slot that a stop or a lost worker ends fails the trial it
 was running; when every slot has ended, every trial still waiting fails with the slot's error. Dask reruns a slot
 whose worker died (the trial it had is failed, the slot goes on with the next ones).
 """
@@ -25,25 +27,25 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 
-def _trial_slot(todo: str, done: str, index: int) -> int:
-    """Run trial assignments from queue ``todo`` until a ``None`` arrives; report on queue ``done``.
+def _trial_slot(todo: str, topic: str, index: int) -> int:
+    """Run trial assignments from queue ``todo`` until a ``None`` arrives; report on event topic ``topic``.
 
     Args:
         todo: Name of the ``distributed.Queue`` of assignments (pickled ``{"key", "parameters"}``;
             ``parameters`` of :func:`prefect_ml.sweep.function_trials.run_function_trial`).
-        done: Name of the queue this slot reports on: ``{"event": "hello"|"start"|"end", "slot", "key",
-            "task_run_id", "outcome"}`` (``outcome``: the pickled task result, or the error).
+        topic: Dask event topic this slot reports on (``Worker.log_event``): ``{"event": "hello"|"start"|"end",
+            "slot", "key", "task_run_id", "outcome"}`` (``outcome``: the pickled task result, or the error).
         index: This slot's number.
 
     Returns:
         The number of trials this slot ran.
     """
-    from distributed import Queue
+    from distributed import Queue, get_worker
 
     from prefect_ml.sweep.function_trials import run_function_trial
 
-    inbox, outbox = Queue(todo), Queue(done)
-    outbox.put({"event": "hello", "slot": index})
+    worker, inbox = get_worker(), Queue(todo)
+    worker.log_event(topic, {"event": "hello", "slot": index})
     count = 0
     while True:
         item = inbox.get()
@@ -51,7 +53,7 @@ def _trial_slot(todo: str, done: str, index: int) -> int:
             return count
         assignment = pickle.loads(item)
         key = assignment["key"]
-        outbox.put({"event": "start", "slot": index, "key": key})
+        worker.log_event(topic, {"event": "start", "slot": index, "key": key})
         task_run_id = None
         try:
             state = run_function_trial(**assignment["parameters"], return_state=True)
@@ -59,8 +61,8 @@ def _trial_slot(todo: str, done: str, index: int) -> int:
             outcome = state.result(raise_on_failure=False)
         except Exception as exc:  # noqa: BLE001 - Prefect itself failed: the trial fails with it
             outcome = exc
-        outbox.put({"event": "end", "slot": index, "key": key, "outcome": _dumps(outcome),
-                    "task_run_id": str(task_run_id) if task_run_id else None})
+        worker.log_event(topic, {"event": "end", "slot": index, "key": key, "outcome": _dumps(outcome),
+                                 "task_run_id": str(task_run_id) if task_run_id else None})
         count += 1
 
 
@@ -144,22 +146,23 @@ class TrialSlots:
     def __init__(self, runner, count: int, name: str):
         from distributed import Queue
 
-        client = runner.client
+        self.client = runner.client
         uid = uuid.uuid4().hex[:12]
-        self.todo = Queue(f"prefect-ml-{name}-trials-{uid}", client=client)
-        self.outbox = Queue(f"prefect-ml-{name}-outcomes-{uid}", client=client)
+        self.todo = Queue(f"prefect-ml-{name}-trials-{uid}", client=self.client)
+        self.topic = f"prefect-ml-{name}-outcomes-{uid}"
         self.pending: dict[str, SlotFuture] = {}
         self.running: dict[int, str] = {}  # slot -> key of the trial it runs
+        self._ended: set[int] = set()
         self._lock = threading.Lock()
         self._closing = False
         self._broken: BaseException | None = None  # set once every slot has ended before close()
+        # subscribed before the slots are submitted: both go to the scheduler in order on the client's stream
+        self.client.subscribe_topic(self.topic, self._on_event)
         self.slots = [runner.submit(trial_slot.with_options(task_run_name=f"trial-slot-{i}"),
-                                    parameters={"todo": self.todo.name, "done": self.outbox.name, "index": i})
+                                    parameters={"todo": self.todo.name, "topic": self.topic, "index": i})
                       for i in range(count)]
         for i, slot in enumerate(self.slots):
             slot.wrapped_future.add_done_callback(lambda _, i=i: self._slot_ended(i))
-        self._receiver = threading.Thread(target=self._receive, name="prefect-ml-trial-slots", daemon=True)
-        self._receiver.start()
 
     def submit(self, key: str, parameters: dict[str, Any]) -> SlotFuture:
         """Queue trial ``key``: ``run_function_trial(**parameters)``, a task run nested in a slot's."""
@@ -180,51 +183,40 @@ class TrialSlots:
         if future is not None:
             future._resolve(error)
 
-    def _slot_ended(self, index: int) -> None:
-        """Done callback of slot ``index``'s Dask future (run on a thread of Dask's): wake the receiver."""
-        try:
-            self.outbox.put({"event": "ended", "slot": index})
-        except Exception:  # noqa: BLE001 - the client is closing: the receiver's get fails too
-            pass
-
-    def _receive(self) -> None:
-        """Resolve trial futures from the slots' reports until every slot has ended (blocking gets: a
-        ``distributed.Queue.get`` that times out is logged as an error by the scheduler)."""
-        ended: set[int] = set()
-        error: BaseException | None = None
-        while len(ended) < len(self.slots):
-            try:
-                message = self.outbox.get()
-            except Exception as exc:  # noqa: BLE001 - the client is gone: nothing more will arrive
-                self._fail_all(exc)
-                return
-            if message["event"] != "ended":
-                self._handle(message)
-                continue
-            index = message["slot"]
-            ended.add(index)
-            problem = _slot_problem(self.slots[index])
-            if problem is not None:
-                error = RuntimeError(f"trial slot {index} ended: {problem}")
-                self._fail(self.running.pop(index, None), error)
-        if not self._closing:
-            self._fail_all(RuntimeError(f"every trial slot ended; the last: {error}" if error else
-                                        "every trial slot ended"))
-
-    def _handle(self, message: dict[str, Any]) -> None:
-        slot, event = message["slot"], message["event"]
-        if event == "hello":  # a slot (re)started: a trial it had before its worker was lost is gone
-            lost = self.running.pop(slot, None)
+    def _on_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """A slot's report (run on the client's event loop, in the order the slot sent them)."""
+        message = event[1]
+        slot, kind = message["slot"], message["event"]
+        if kind == "hello":  # a slot (re)started: a trial it had before its worker was lost is gone
+            with self._lock:
+                lost = self.running.pop(slot, None)
             if lost is not None:
                 self._fail(lost, RuntimeError(f"trial {lost} was lost with its Dask worker (trial slot {slot})"))
-        elif event == "start":
-            self.running[slot] = message["key"]
-        elif event == "end":
-            self.running.pop(slot, None)
+        elif kind == "start":
             with self._lock:
+                self.running[slot] = message["key"]
+        elif kind == "end":
+            with self._lock:
+                self.running.pop(slot, None)
                 future = self.pending.pop(message["key"], None)
             if future is not None:
                 future._resolve(pickle.loads(message["outcome"]), message.get("task_run_id"))
+
+    def _slot_ended(self, index: int) -> None:
+        """Done callback of slot ``index``'s Dask future (on Dask's callback thread, after the slot's last
+        report: both reach the client in order on the scheduler's stream)."""
+        # once closing, slots end because they were told to: their results are not fetched then (the runner's
+        # exit may release them meanwhile, which the scheduler logs as an error)
+        problem = None if self._closing else _slot_problem(self.slots[index])
+        error = RuntimeError(f"trial slot {index} ended: {problem}" if problem else f"trial slot {index} ended")
+        with self._lock:
+            self._ended.add(index)
+            lost = self.running.pop(index, None)  # a slot told to stop has no trial left
+            every = len(self._ended) == len(self.slots)
+        if lost is not None:
+            self._fail(lost, error)
+        if every and not self._closing:
+            self._fail_all(RuntimeError(f"every trial slot ended; the last: {error}"))
 
     def _fail_all(self, error: BaseException) -> None:
         with self._lock:
@@ -247,9 +239,9 @@ class TrialSlots:
         except Exception:  # noqa: BLE001 - a slot still running after the timeout: the runner's exit ends it
             pass
         finally:
-            self._receiver.join(timeout_seconds)
-            for queue in (self.todo, self.outbox):
-                try:
-                    queue.close()
-                except Exception:  # noqa: BLE001 - the client may be closing
-                    pass
+            # the topic stays subscribed until the runner's client closes: distributed's client raises on an
+            # event of a topic it unsubscribed from, and a slot past the timeout may still send one
+            try:
+                self.todo.close()
+            except Exception:  # noqa: BLE001 - the client may be closing
+                pass
