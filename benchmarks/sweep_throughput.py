@@ -19,6 +19,9 @@ Each path first runs an untimed sweep of ``--warm-up`` (4) trials in the same pr
 costs (imports, the process's first Prefect flow run ~1 s, the first Dask client) are not counted, like
 the API server's and the MLflow store's creation; ``--warm-up 0`` times a cold process.
 
+Before the paths, the same trials run in plain Python in this process (:func:`plain_python`: 2 threads, an MLflow
+run per trial, no Prefect); each function path also prints its wall time over that baseline's.
+
 Two ratios per path: the whole ``MLClient().jobs.create_or_update`` call (flow run, MLflow parent run,
 leaderboard and plot artifacts, reading the job back) over 16 s, and the trial phase (first trial's start
 to last trial's end, from the trials' MLflow runs) over 16 s.
@@ -110,6 +113,37 @@ def run_path(work: Path, path: str, trials: int, warm_up: int = 4) -> dict:
             "steps": {k: statistics.mean(v) for k, v in steps.items()}}
 
 
+def plain_python(work: Path, trials: int, experiment: str) -> float:
+    """The same trials without prefect-ml, in this process: what a user would write by hand.
+
+    A ``ThreadPoolExecutor`` of 2 threads; each trial is an MLflow run (``mlflow.start_run``, its parameter
+    logged) in which the same training function is called. Returns the wall time in seconds.
+    """
+    import random
+    from concurrent.futures import ThreadPoolExecutor
+
+    import mlflow
+
+    from prefect_ml import tracking
+
+    sys.path.insert(0, str(work / "src"))
+    import bench_trial
+
+    mlflow.set_tracking_uri(tracking.tracking_uri())
+    rng = random.Random(1)
+    values = [rng.random() for _ in range(trials)]
+
+    def trial(number: int, x: float) -> None:
+        with mlflow.start_run(experiment_id=experiment, run_name=f"plain_{number}"):
+            mlflow.log_param("x", x)
+            bench_trial.train(x)
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(trial, range(trials), values))
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--trials", type=int, default=64)
@@ -154,6 +188,12 @@ def main() -> None:
             script = statistics.median(direct)
             print(f"command trial script run directly: {script:.2f} s (0.5 s of it is the training function)")
         print(f"ideal sweep wall time: {ideal:.1f} s ({args.trials} trials x 0.5 s / 2 concurrent)")
+        plain = None
+        if any(not p.startswith("command") for p in paths):
+            plain_python(work, 4, experiment)  # untimed, like each path's warm-up
+            plain = plain_python(work, args.trials, experiment)
+            print(f"plain Python (2 threads, an MLflow run per trial, no Prefect): wall {plain:.1f} s -> ratio "
+                  f"{plain / ideal:.2f} to the ideal", flush=True)
         with stack:
             for path in paths:
                 result = run_path(work, path, args.trials, args.warm_up)
@@ -161,7 +201,9 @@ def main() -> None:
                 print(f"{path:13s}: wall {result['wall']:.1f} s for {result['trials']} trials -> ratio "
                       f"{result['wall'] / ideal:.2f}; trial phase {result['phase']:.1f} s -> ratio "
                       f"{result['phase'] / ideal:.2f} (target <= 1.15); {result['wall'] * 2 / result['trials']:.2f}"
-                      f" s of a worker per trial" + (f"; mean lifecycle steps: {steps}" if steps else ""), flush=True)
+                      f" s of a worker per trial" + (f"; mean lifecycle steps: {steps}" if steps else "")
+                      + (f"; {result['wall'] / plain:.2f}x plain Python" if plain and not path.startswith("command")
+                         else ""), flush=True)
 
 
 if __name__ == "__main__":

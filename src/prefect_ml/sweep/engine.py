@@ -21,6 +21,7 @@ same parameters, the sampler continues its sequence.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -639,11 +640,11 @@ def open_trials(spec: SweepJob, job_name: str, stream: bool = False):
     with runner:
         slots = None
         if not _is_thread_pool(runner):  # a Dask cluster
-            _check_dask_workers(runner, echo=stream)
-            if spec.is_function_trial:
+            if spec.is_function_trial:  # first: the slots start on the cluster while the rest is done
                 from prefect_ml.sweep.trial_slots import TrialSlots
 
                 slots = TrialSlots(runner, concurrency, job_name)
+            _check_dask_workers(runner, echo=stream)
         try:
             yield target, runner, slots
         finally:
@@ -806,7 +807,7 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
     import base64
 
     from mlflow.entities import Metric, RunTag
-    from prefect.artifacts import create_image_artifact, create_table_artifact
+    from prefect.artifacts import create_image_artifact
 
     trials = trial_records(spec, job_name)
     best = best_of(trials, spec.goal)
@@ -823,7 +824,24 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
     metrics.append(Metric("trials_terminated_early", sum(t["terminated_early"] for t in trials), now, 0))
     if error:
         tags.append(RunTag(tracking.TAG_ERROR, error[-4000:]))
-    client.log_batch(run_id, metrics=metrics, tags=tags)
+    # the plot is drawn on a thread meanwhile: the table artifact and the MLflow writes mostly wait on I/O
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="prefect-ml-sweep-plot") as pool:
+        plotted = pool.submit(plot_png, trials, spec.goal, spec.primary_metric, sweep_dir(job_name) / "trials.png")
+        client.log_batch(run_id, metrics=metrics, tags=tags)
+        _leaderboard_artifact(spec, job_name, trials)
+        png = plotted.result()
+    client.log_artifact(run_id, str(png), "sweep")
+    data_uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
+    create_image_artifact(image_url=data_uri, key="sweep-plot",
+                          description=f"{spec.primary_metric} by trial for sweep {job_name}")
+    client.set_terminated(run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
+    return {"best_trial": best, "trials": trials, "status": status}
+
+
+def _leaderboard_artifact(spec: SweepJob, job_name: str, trials: list[dict[str, Any]]) -> None:
+    """The ``sweep-leaderboard`` table artifact: the trials ranked by the primary metric."""
+    from prefect.artifacts import create_table_artifact
+
     reverse = spec.goal == "maximize"
     ranked = sorted(trials, key=lambda t: (t["metric"] is None, -(t["metric"] or 0) if reverse else (t["metric"] or 0)))
     table = [{"rank": i + 1, "trial": t["name"], "status": t["status"] + (" (terminated early)"
@@ -834,13 +852,6 @@ def record_sweep(spec: SweepJob, job_name: str, run_id: str, status: str, error:
     if table:
         create_table_artifact(table=table, key="sweep-leaderboard",
                               description=f"Trials of sweep {job_name} by {spec.primary_metric} ({spec.goal})")
-    png = plot_png(trials, spec.goal, spec.primary_metric, sweep_dir(job_name) / "trials.png")
-    client.log_artifact(run_id, str(png), "sweep")
-    data_uri = "data:image/png;base64," + base64.b64encode(png.read_bytes()).decode("ascii")
-    create_image_artifact(image_url=data_uri, key="sweep-plot",
-                          description=f"{spec.primary_metric} by trial for sweep {job_name}")
-    client.set_terminated(run_id, status={"Completed": "FINISHED", "Canceled": "KILLED"}.get(status, "FAILED"))
-    return {"best_trial": best, "trials": trials, "status": status}
 
 
 def describe_sweep(job, flow_run, run) -> None:
