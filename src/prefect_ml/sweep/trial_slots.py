@@ -18,6 +18,7 @@ whose worker died (the trial it had is failed, the slot goes on with the next on
 
 from __future__ import annotations
 
+import contextvars
 import pickle
 import threading
 import uuid
@@ -156,13 +157,27 @@ class TrialSlots:
         self._lock = threading.Lock()
         self._closing = False
         self._broken: BaseException | None = None  # set once every slot has ended before close()
+        self.count = count
+        self.slots: list = []
         # subscribed before the slots are submitted: both go to the scheduler in order on the client's stream
         self.client.subscribe_topic(self.topic, self._on_event)
-        self.slots = [runner.submit(trial_slot.with_options(task_run_name=f"trial-slot-{i}"),
-                                    parameters={"todo": self.todo.name, "topic": self.topic, "index": i})
-                      for i in range(count)]
-        for i, slot in enumerate(self.slots):
-            slot.wrapped_future.add_done_callback(lambda _, i=i: self._slot_ended(i))
+        # Submitting a slot serializes the flow run's context (its settings: ~0.1 s of CPU each); a thread does it
+        # in this context while the sweep goes on (creating its MLflow run waits mostly on I/O).
+        self._starter = threading.Thread(target=contextvars.copy_context().run, args=(self._start, runner),
+                                         name="prefect-ml-trial-slots", daemon=True)
+        self._starter.start()
+
+    def _start(self, runner) -> None:
+        try:
+            for i in range(self.count):
+                slot = runner.submit(trial_slot.with_options(task_run_name=f"trial-slot-{i}"),
+                                     parameters={"todo": self.todo.name, "topic": self.topic, "index": i})
+                self.slots.append(slot)
+                slot.wrapped_future.add_done_callback(lambda _, i=i: self._slot_ended(i))
+        except BaseException as exc:  # noqa: BLE001 - no slot (or not every slot) could be started
+            if not self.slots:
+                self._fail_all(RuntimeError(f"the trial slots could not be started: {exc!r}"))
+            self.count = len(self.slots)
 
     def submit(self, key: str, parameters: dict[str, Any]) -> SlotFuture:
         """Queue trial ``key``: ``run_function_trial(**parameters)``, a task run nested in a slot's."""
@@ -212,7 +227,7 @@ class TrialSlots:
         with self._lock:
             self._ended.add(index)
             lost = self.running.pop(index, None)  # a slot told to stop has no trial left
-            every = len(self._ended) == len(self.slots)
+            every = len(self._ended) == self.count
         if lost is not None:
             self._fail(lost, error)
         if every and not self._closing:
@@ -230,6 +245,7 @@ class TrialSlots:
         from distributed import wait
 
         self._closing = True
+        self._starter.join(timeout_seconds)
         try:
             for _ in self.slots:
                 self.todo.put(None)
