@@ -325,6 +325,29 @@ def test_trial_slots_that_die_fail_their_trials_instead_of_hanging(monkeypatch):
     assert {t["status"] for t in job.details["trials"]} == {"Failed"}
 
 
+def test_trial_slots_that_cannot_be_started_fail_the_trials_given_to_them(monkeypatch):
+    """The slots are submitted from a thread; when that fails, trials queued for them fail at once (no hang)."""
+    from distributed import LocalCluster
+    from prefect_dask import DaskTaskRunner
+
+    from prefect_ml.sweep.trial_slots import TrialSlots
+
+    def refuse(*_, **__):
+        raise RuntimeError("no room on the cluster")
+
+    with LocalCluster(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as cluster:
+        with DaskTaskRunner(address=cluster.scheduler_address) as runner:
+            monkeypatch.setattr(runner, "submit", refuse)
+            slots = TrialSlots(runner, 2, _unique("nostart"))
+            future = slots.submit("t0", {})
+            future.wait(30)
+            outcome = future.result(raise_on_failure=False)
+            slots.close(timeout_seconds=5)
+    assert isinstance(outcome, RuntimeError), outcome
+    assert "could not be started" in str(outcome) and "no room on the cluster" in str(outcome)
+    assert slots.slots == []
+
+
 def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):
     from prefect_ml import MLClient, tracking
 

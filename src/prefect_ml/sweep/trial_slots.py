@@ -136,7 +136,8 @@ class SlotFuture:
 
 
 class TrialSlots:
-    """``count`` trial slots on a ``prefect_dask.DaskTaskRunner`` (entered) and the queues that feed them.
+    """``count`` trial slots on a ``prefect_dask.DaskTaskRunner`` (entered), the queue that feeds them and the
+    event topic they report on.
 
     Args:
         runner: The sweep's Dask task runner, inside its ``with`` block.
@@ -175,9 +176,12 @@ class TrialSlots:
                 self.slots.append(slot)
                 slot.wrapped_future.add_done_callback(lambda _, i=i: self._slot_ended(i))
         except BaseException as exc:  # noqa: BLE001 - no slot (or not every slot) could be started
-            if not self.slots:
-                self._fail_all(RuntimeError(f"the trial slots could not be started: {exc!r}"))
-            self.count = len(self.slots)
+            error = RuntimeError(f"the trial slots could not be started: {exc!r}")
+            with self._lock:
+                self.count = len(self.slots)
+                every = len(self._ended) == self.count  # none started, or those started have ended already
+            if every and not self._closing:
+                self._fail_all(error)
 
     def submit(self, key: str, parameters: dict[str, Any]) -> SlotFuture:
         """Queue trial ``key``: ``run_function_trial(**parameters)``, a task run nested in a slot's."""
