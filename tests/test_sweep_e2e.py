@@ -348,6 +348,43 @@ def test_trial_slots_that_cannot_be_started_fail_the_trials_given_to_them(monkey
     assert slots.slots == []
 
 
+def test_a_trial_whose_dask_worker_leaves_fails_at_once_and_the_sweep_goes_on_when_a_worker_joins(tmp_path):
+    """The scheduler's remove-worker event names the slot's task: its trial fails then, with the reason (before,
+    the sweep showed it Running until a worker came back); the slot runs again on the next worker."""
+    import threading
+
+    import sweep_functions
+    from prefect_ml import Choice, MLClient, tracking
+    from prefect_ml.sweep import sweep
+
+    marker = tmp_path / "marks.txt"
+    name = _unique("lostworker")
+    with dask_target(threads=1) as (target, cluster):
+        sweep_job = sweep(trial=sweep_functions.steps, search_space={"x": Choice([0.1, 0.2])},
+                          inputs={"steps": 4, "pause": 1.0, "marker": str(marker)}, primary_metric="accuracy",
+                          goal="maximize", sampling_algorithm="grid", max_concurrent_trials=1, compute=target)
+        jobs = []
+        runner = threading.Thread(target=lambda: jobs.append(MLClient().jobs.create_or_update(sweep_job, name=name)))
+        runner.start()
+        wait_for(lambda: marker.exists() and "start" in marker.read_text(), timeout=90)
+        cluster.scale(0)  # the only worker leaves while the first trial runs
+        client = tracking.get_client()
+
+        def lost_trial_failed():
+            runs = client.search_runs([e.experiment_id for e in client.search_experiments()], filter_string=(
+                f"tags.`prefect_ml.status` = 'Failed' and tags.`prefect_ml.sweep` = '{name}'"))
+            return runs[0] if runs else None
+
+        lost = wait_for(lost_trial_failed, timeout=30)
+        cluster.scale(1)  # a worker joins: the slot runs again and takes the next trial
+        runner.join(120)
+    assert "lost with its Dask worker" in lost.data.tags["prefect_ml.error"], lost.data.tags
+    job = jobs[0]
+    assert job.status == "Completed", job.error
+    statuses = sorted(t["status"] for t in job.details["trials"])
+    assert statuses == ["Completed", "Failed"], statuses
+
+
 def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):
     from prefect_ml import MLClient, tracking
 

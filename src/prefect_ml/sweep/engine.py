@@ -509,8 +509,9 @@ class SweepRunner:
             self.study.study.tell(r.trial, state=TrialState.FAIL)
         self.finished.add(r.name)
         value = r.history[-1] if r.history else metrics.get(self.spec.primary_metric)
-        self._log("Trial %s %s%s%s", r.name, status, f" ({self.spec.primary_metric}={value:.6g})" if value is not None
-                  else "", " (terminated early)" if terminated else "")
+        self._log("Trial %s %s%s%s%s", r.name, status, f" ({self.spec.primary_metric}={value:.6g})"
+                  if value is not None else "", " (terminated early)" if terminated else "",
+                  f": {message[-500:]}" if status == "Failed" and message else "")
 
     def _end_function_run(self, r: _Running, outcome: dict[str, Any], status: str, message: str | None, *,
                           terminated: bool = False, task_run_id=None) -> None:
@@ -594,9 +595,12 @@ class SweepRunner:
             if reason == "the sweep was interrupted":
                 self._log("Sweep %s interrupted: %d trials finished are kept; run the same job again with "
                           "--name %s to resume it", self.job_name, done, self.job_name)
+            if self.trial_slots is not None:  # trials no slot has started: nothing to wait for
+                self.trial_slots.withdraw_waiting(RuntimeError(f"Not started: {reason}"))
+            deadline = time.monotonic() + 30  # for all of them together
             for r in self.running.values():
                 try:
-                    r.future.wait(30)
+                    r.future.wait(max(0.0, deadline - time.monotonic()))
                     self._interrupt(r)
                 except BaseException:  # noqa: BLE001
                     pass

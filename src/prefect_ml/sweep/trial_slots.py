@@ -162,6 +162,8 @@ class TrialSlots:
         self.slots: list = []
         # subscribed before the slots are submitted: both go to the scheduler in order on the client's stream
         self.client.subscribe_topic(self.topic, self._on_event)
+        # the scheduler's own events: a worker's removal names the tasks it was running
+        self.client.subscribe_topic("all", self._on_scheduler_event)
         # Submitting a slot serializes the flow run's context (its settings: ~0.1 s of CPU each); a thread does it
         # in this context while the sweep goes on (creating its MLflow run waits mostly on I/O).
         self._starter = threading.Thread(target=contextvars.copy_context().run, args=(self._start, runner),
@@ -220,6 +222,32 @@ class TrialSlots:
                 future = self.pending.pop(message["key"], None)
             if future is not None:
                 future._resolve(pickle.loads(message["outcome"]), message.get("task_run_id"))
+
+    def _on_scheduler_event(self, event: tuple[float, dict[str, Any]]) -> None:
+        """A scheduler event: a removed worker that was running slots fails their trials at once (Dask runs
+        the slots again when the cluster has a worker; until then the trials wait in the queue)."""
+        message = event[1]
+        if not isinstance(message, dict) or message.get("action") != "remove-worker":
+            return
+        processing = set(message.get("processing-tasks") or ())
+        for index, slot in enumerate(list(self.slots)):
+            if slot.wrapped_future.key in processing:
+                with self._lock:
+                    lost = self.running.pop(index, None)
+                if lost is not None:
+                    self._fail(lost, RuntimeError(
+                        f"trial {lost} was lost with its Dask worker {message.get('worker')} (trial slot {index}); "
+                        "the slot starts again when the cluster has a worker"))
+
+    def withdraw_waiting(self, error: BaseException) -> list[str]:
+        """Fail the trials queued for the slots that no slot has started (a sweep that stops does not wait for
+        them: with no Dask worker left they would never start). Returns their keys."""
+        with self._lock:
+            started = set(self.running.values())
+            keys = [key for key in self.pending if key not in started]
+        for key in keys:
+            self._fail(key, error)
+        return keys
 
     def _slot_ended(self, index: int) -> None:
         """Done callback of slot ``index``'s Dask future (on Dask's callback thread, after the slot's last
