@@ -385,6 +385,44 @@ def test_a_trial_whose_dask_worker_leaves_fails_at_once_and_the_sweep_goes_on_wh
     assert statuses == ["Completed", "Failed"], statuses
 
 
+def test_ctrl_c_of_a_sweep_whose_dask_cluster_has_no_worker_left_exits_at_once(tmp_path):
+    """With no worker left, the queued trials would wait for one: Ctrl-C does not wait for them (a fresh user
+    waited ~2 min: 30 s per queued trial, then 30 s for the slots)."""
+    from prefect_ml import tracking
+
+    name = _unique("noworker")
+    with dask_target(threads=1) as (target, cluster):
+        path = _function_sweep(tmp_path, values=[0.1, 0.2, 0.3], steps=6, pause=1.0, concurrent=1,
+                               extra=f"compute: {target}\n")
+        out = tmp_path / "out.txt"
+        with out.open("w") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "prefect_ml", "job", "create", "--file", str(path),
+                                     "--name", name, "--stream"], env=dict(os.environ), start_new_session=True,
+                                    stdout=fh, stderr=subprocess.STDOUT)
+        try:
+            wait_for(lambda: any(m[0] == "start" for m in _markers(tmp_path)) or proc.poll() is not None,
+                     timeout=120, what="the first trial's start")
+            assert proc.poll() is None, out.read_text()
+            cluster.scale(0)  # the only worker leaves: its trial fails, the queued one waits for a worker
+            client = tracking.get_client()
+            wait_for(lambda: client.search_runs([e.experiment_id for e in client.search_experiments()],
+                                                filter_string=f"tags.`prefect_ml.status` = 'Failed' and "
+                                                              f"tags.`prefect_ml.sweep` = '{name}'"),
+                     timeout=30, what="the lost trial's failure")
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+            started = time.monotonic()
+            rc = proc.wait(timeout=120)
+            waited = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+    output = out.read_text()
+    assert rc == 130, output
+    assert "interrupted" in output and "lost with its Dask worker" in output, output
+    assert waited < 60, waited  # it waited out 30 s per queued trial and 30 s for the slots before
+
+
 def test_trial_timeout_stops_one_trial_and_timeout_stops_the_sweep(tmp_path):
     from prefect_ml import MLClient, tracking
 

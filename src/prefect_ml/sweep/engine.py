@@ -651,7 +651,11 @@ def open_trials(spec: SweepJob, job_name: str, stream: bool = False):
             _check_dask_workers(runner, echo=stream)
         try:
             yield target, runner, slots
-        finally:
+        except BaseException:
+            if slots is not None:  # the sweep waited for its running trials already; a slot with no worker left
+                slots.close(timeout_seconds=5)  # would hold the exit for the whole timeout
+            raise
+        else:
             if slots is not None:
                 slots.close()
 
