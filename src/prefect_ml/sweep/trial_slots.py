@@ -287,9 +287,12 @@ class TrialSlots:
         except Exception:  # noqa: BLE001 - a slot still running after the timeout: the runner's exit ends it
             pass
         finally:
-            # the topic stays subscribed until the runner's client closes: distributed's client raises on an
-            # event of a topic it unsubscribed from, and a slot past the timeout may still send one
-            try:
-                self.todo.close()
-            except Exception:  # noqa: BLE001 - the client may be closing
-                pass
+            # Unsubscribed before the runner's client closes: the scheduler sends the client's own removal to
+            # "all" and logs a CRITICAL traceback when that client is already closed. The handlers stay with the
+            # client (distributed keeps them), so an event still on its way is handled, not an error.
+            for end in (lambda: self.client.unsubscribe_topic("all"),
+                        lambda: self.client.unsubscribe_topic(self.topic), self.todo.close):
+                try:
+                    end()
+                except Exception:  # noqa: BLE001 - the client may be closing
+                    pass
